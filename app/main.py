@@ -1,0 +1,39 @@
+"""The application factory: everything the service is, assembled from its settings."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from app import health, hello
+from app.clock import Clock, ZoneClock
+from app.logs import TraceContextMiddleware
+from app.problems import install_problem_handlers
+from app.settings import Settings
+from app.storage.factory import open_store
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        store = open_store(settings)
+        try:
+            yield {"store": store}
+        finally:
+            await store.close()
+
+    app = FastAPI(
+        title="Birthday API",
+        version="1.0.0",
+        summary="Stores dates of birth and greets people on the way to their birthday.",
+        lifespan=lifespan,
+    )
+    app.state.clock = clock or ZoneClock(settings.zone)
+    install_problem_handlers(app)
+    app.include_router(hello.router)
+    app.include_router(health.router)
+    app.add_middleware(TraceContextMiddleware)
+    return app
