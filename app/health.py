@@ -3,7 +3,7 @@
 from http import HTTPStatus
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import FastAPI
 from pydantic import BaseModel
 
 from app.dependencies import Store
@@ -12,23 +12,29 @@ from app.problems import problem_responses
 LIVENESS_PATH = "/health/live"
 READINESS_PATH = "/health/ready"
 
-router = APIRouter(tags=["health"])
-
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
-@router.get(LIVENESS_PATH, summary="The process is serving; never touches storage.")
 async def live() -> Health:
     return Health()
 
 
-@router.get(
-    READINESS_PATH,
-    summary="Storage answers within the readiness timeout.",
-    responses=problem_responses(HTTPStatus.SERVICE_UNAVAILABLE),
-)
 async def ready(store: Store) -> Health:
     await store.check()
     return Health()
+
+
+def add_health_routes(app: FastAPI) -> None:
+    app.add_api_route(
+        LIVENESS_PATH, live, methods=["GET"], tags=["health"], summary="The process is serving; never touches storage."
+    )
+    app.add_api_route(
+        READINESS_PATH,
+        ready,
+        methods=["GET"],
+        tags=["health"],
+        summary="Storage answers within the readiness timeout.",
+        responses=problem_responses(HTTPStatus.SERVICE_UNAVAILABLE),
+    )

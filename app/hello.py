@@ -3,7 +3,7 @@
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -21,8 +21,6 @@ from app.validation import (
 )
 
 HELLO_PATH = "/hello/{username}"
-
-router = APIRouter(tags=["hello"])
 
 
 class Greeting(BaseModel):
@@ -72,22 +70,6 @@ _DATE_OF_BIRTH_BODY: dict[str, Any] = {
 }
 
 
-@router.put(
-    HELLO_PATH,
-    summary="Save or replace a user's date of birth.",
-    status_code=HTTPStatus.NO_CONTENT,
-    response_class=Response,
-    responses=problem_responses(
-        HTTPStatus.BAD_REQUEST,
-        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-        HTTPStatus.SERVICE_UNAVAILABLE,
-    ),
-    openapi_extra={
-        "parameters": [_USERNAME_PARAMETER],
-        "requestBody": _DATE_OF_BIRTH_BODY,
-    },
-)
 async def save_date_of_birth(
     username: Username, raw_date_of_birth: RawDateOfBirth, store: Store, clock: Today
 ) -> Response:
@@ -95,13 +77,6 @@ async def save_date_of_birth(
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
-@router.get(
-    HELLO_PATH,
-    summary="Greet a user with the days left until their birthday.",
-    response_model=Greeting,
-    responses=problem_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.SERVICE_UNAVAILABLE),
-    openapi_extra={"parameters": [_USERNAME_PARAMETER]},
-)
 async def greet(username: Username, store: Store, clock: Today) -> JSONResponse:
     date_of_birth = await store.load(username)
     if date_of_birth is None:
@@ -110,3 +85,37 @@ async def greet(username: Username, store: Store, clock: Today) -> JSONResponse:
         )
     # Built by hand: FastAPI would otherwise validate and serialise the model again on every request.
     return JSONResponse({"message": greeting(username, days_until_birthday(date_of_birth, clock.today()))})
+
+
+def add_hello_routes(app: FastAPI) -> None:
+    # Added to the app itself rather than through an included router, so that a 405 can list every method
+    # the path allows (problems._allowed_methods walks the app's own routes).
+    app.add_api_route(
+        HELLO_PATH,
+        summary="Save or replace a user's date of birth.",
+        status_code=HTTPStatus.NO_CONTENT,
+        response_class=Response,
+        responses=problem_responses(
+            HTTPStatus.BAD_REQUEST,
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            HTTPStatus.SERVICE_UNAVAILABLE,
+        ),
+        openapi_extra={
+            "parameters": [_USERNAME_PARAMETER],
+            "requestBody": _DATE_OF_BIRTH_BODY,
+        },
+        endpoint=save_date_of_birth,
+        methods=["PUT"],
+        tags=["hello"],
+    )
+    app.add_api_route(
+        HELLO_PATH,
+        summary="Greet a user with the days left until their birthday.",
+        response_model=Greeting,
+        responses=problem_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.SERVICE_UNAVAILABLE),
+        openapi_extra={"parameters": [_USERNAME_PARAMETER]},
+        endpoint=greet,
+        methods=["GET"],
+        tags=["hello"],
+    )

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app import health, hello
 from app.clock import Clock, ZoneClock
+from app.health import add_health_routes
+from app.hello import add_hello_routes
 from app.logs import TraceContextMiddleware
 from app.problems import install_problem_handlers
 from app.settings import Settings
@@ -33,7 +34,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.state.clock = clock or ZoneClock(settings.zone)
     install_problem_handlers(app)
-    app.include_router(hello.router)
-    app.include_router(health.router)
+    add_hello_routes(app)
+    add_health_routes(app)
     app.add_middleware(TraceContextMiddleware)
     return app

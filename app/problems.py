@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from app.errors import (
     BodyTooLarge,
@@ -92,12 +93,24 @@ def _http_error(request: Request, error: Exception) -> JSONResponse:
     if not isinstance(error, HTTPException):
         return _unexpected_error(request, error)
     status = HTTPStatus(error.status_code)
-    detail = {
-        HTTPStatus.NOT_FOUND: f"no route serves {request.url.path}; see /docs for the API",
-        HTTPStatus.METHOD_NOT_ALLOWED: f"{request.method} is not allowed on {request.url.path}; "
-        f"allowed: {(error.headers or {}).get('Allow', 'see /docs')}",
-    }.get(status, str(error.detail))
-    return problem_response(status, detail, headers=error.headers)
+    headers = dict(error.headers or {})
+    if status == HTTPStatus.METHOD_NOT_ALLOWED:
+        # Starlette names only the methods of the first route that matched the path; RFC 9110 wants them all.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+        detail = f"{request.method} is not allowed on {request.url.path}; use {headers['Allow']}"
+    elif status == HTTPStatus.NOT_FOUND:
+        detail = f"no route serves {request.url.path}; see /docs for the API"
+    else:
+        detail = str(error.detail)
+    return problem_response(status, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _request_validation_error(request: Request, error: Exception) -> JSONResponse:

@@ -14,7 +14,7 @@ Seconds = Annotated[float, Field(gt=0, le=60)]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_by_name=True)
 
     store: StoreKind = Field(
         default="firestore",
@@ -26,7 +26,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices(f"{ENV_PREFIX}PROJECT_ID", "GOOGLE_CLOUD_PROJECT"),
         description="Google Cloud project id; on Cloud Run, found from the metadata server when unset.",
     )
-    firestore_database: str = Field(default="(default)", description="Firestore database id.")
+    firestore_database: str = Field(default="(default)", min_length=1, description="Firestore database id.")
     collection: str = Field(
         default="users",
         min_length=1,
