@@ -1,6 +1,8 @@
 """The process entry point (`python -m app`): settings, logging, then uvicorn serving the app."""
 
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
@@ -43,10 +45,17 @@ def main() -> None:
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
     )
+    # uvicorn re-raises the signal it stopped on once it is done; after a graceful stop that is a success.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _exit_cleanly)
     server.run()
     # uvicorn returns normally when start-up fails; the exit code must say so.
     if not server.started:
         sys.exit(3)
+
+
+def _exit_cleanly(signal_number: int, _: FrameType | None) -> None:
+    sys.exit(0)
 
 
 if __name__ == "__main__":

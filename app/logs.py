@@ -10,7 +10,7 @@ import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -105,9 +105,9 @@ class CloudLoggingFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str, project_id: str | None) -> None:
+def configure_logging(level: str, project_id: str | None, stream: TextIO = sys.stdout) -> None:
     """Routes every logger, uvicorn's included, to one JSON handler on stdout."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(CloudLoggingFormatter(project_id))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,9 +11,10 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from dev.emulator import EmulatorMissing, FirestoreEmulator
+from dev.network import free_port
 from tests.support.clock import FixedClock
-from tests.support.emulator import EmulatorMissing, FirestoreEmulator
-from tests.support.network import free_port
+from tests.support.service import ServiceProcess
 
 # The contract's examples are easiest to read on a fixed day.
 TODAY = date(2026, 11, 29)
@@ -86,3 +88,19 @@ def firestore_client(
 def anyio_backend() -> str:
     """Async tests run on asyncio, the loop the service runs on (uvloop is asyncio-compatible)."""
     return "asyncio"
+
+
+@pytest.fixture
+def service(emulator: FirestoreEmulator, tmp_path: Path) -> Iterator[ServiceProcess]:
+    """The service as a real process (`python -m app`) on the session emulator, in a collection of its own."""
+    process = ServiceProcess(
+        {
+            "FIRESTORE_EMULATOR_HOST": emulator.host,
+            "BIRTHDAY_PROJECT_ID": TEST_PROJECT,
+            "BIRTHDAY_COLLECTION": f"process-{uuid.uuid4().hex[:12]}",
+        },
+        tmp_path / "service.log",
+    )
+    process.start()
+    yield process
+    process.kill()

@@ -37,7 +37,12 @@ async def test_concurrent_reads_share_one_fetch() -> None:
     source = RecordingSource()
     source.values = {"a": 1, "b": 2}
     reads = loader(source)
-    assert await asyncio.gather(reads.load("a"), reads.load("b"), reads.load("a"), reads.load("zed")) == [1, 2, 1, None]
+    assert list(await asyncio.gather(reads.load("a"), reads.load("b"), reads.load("a"), reads.load("zed"))) == [
+        1,
+        2,
+        1,
+        None,
+    ]
     assert source.batches == [["a", "b", "zed"]]
 
 

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from google.cloud import firestore
 
 from app.main import create_app
+from dev.network import free_port
 from tests.conftest import TEST_PROJECT, SettingsFactory
 from tests.support.blackhole import blackhole
 from tests.support.clock import FixedClock
-from tests.support.network import free_port
 
 DEADLINE = 1.0
 
@@ -22,7 +22,7 @@ def direct(firestore_env: dict[str, str]) -> Iterator[firestore.Client]:
     """A client of our own, to see exactly what the service left in the emulator."""
     client = firestore.Client(project=TEST_PROJECT)
     yield client
-    client.close()
+    client.close()  # type: ignore[no-untyped-call]
 
 
 def test_one_document_per_user_with_an_iso_date_and_a_server_timestamp(

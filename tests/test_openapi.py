@@ -13,7 +13,9 @@ def operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def test_every_operation_and_response_is_documented(client: TestClient) -> None:
-    documented = {key: set(operation["responses"]) for key, operation in operations(client.get("/openapi.json").json()).items()}
+    documented = {
+        key: set(operation["responses"]) for key, operation in operations(client.get("/openapi.json").json()).items()
+    }
     assert documented == {
         ("/hello/{username}", "put"): {"204", "400", "413", "415", "503"},
         ("/hello/{username}", "get"): {"200", "400", "404", "503"},

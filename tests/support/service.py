@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from app.health import LIVENESS_PATH
-from tests.support.network import answers_200, free_port, wait_until
+from dev.network import answers_200, free_port, wait_until
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -20,14 +20,14 @@ class ServiceProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self._env = {**os.environ, **env, "PORT": str(self.port), "BIRTHDAY_HOST": "127.0.0.1"}
+        self.env = {**os.environ, **env, "PORT": str(self.port), "BIRTHDAY_HOST": "127.0.0.1"}
         self._command = list(command)
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                self._command, env=self._env, cwd=REPOSITORY, stdout=log, stderr=subprocess.STDOUT
+                self._command, env=self.env, cwd=REPOSITORY, stdout=log, stderr=subprocess.STDOUT
             )
         wait_until(lambda: answers_200(self.base_url + LIVENESS_PATH), timeout=timeout, what="the service starting")
 

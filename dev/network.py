@@ -1,4 +1,4 @@
-"""Loopback helpers shared by the test fixtures."""
+"""Loopback helpers shared by the developer tools and the test fixtures."""
 
 import socket
 import time

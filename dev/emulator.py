@@ -6,7 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.support.network import answers_200, wait_until
+from dev.network import answers_200, wait_until
 
 INSTALL_HINT = (
     "the Firestore emulator is needed: install the gcloud CLI (https://cloud.google.com/sdk/docs/install), "

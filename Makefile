@@ -1,0 +1,47 @@
+# Thin wrappers: each target says what it does. The Python version comes from .python-version, the
+# dependencies from uv.lock.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+export CLOUDSDK_CORE_DISABLE_PROMPTS := 1
+UV_VERSION := 0.13.9
+# uv from PATH when it runs here, else the one pip installs for the Python that .python-version selects.
+UV := $(shell uv --version >/dev/null 2>&1 && echo uv || echo python3 -m uv)
+RUN := $(UV) run --locked --no-sync
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.PHONY: uv
+uv: ## Install uv if it is missing
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+
+.PHONY: install
+install: uv ## Install Python and the locked dependencies into .venv
+	@$(UV) sync --locked --compile-bytecode --quiet
+
+.PHONY: run
+run: install ## Serve the API on http://127.0.0.1:$${PORT:-8080}, with a Firestore emulator of its own
+	@$(RUN) python -m dev.run
+
+.PHONY: lint
+lint: install ## ruff lint and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+.PHONY: types
+types: install ## mypy --strict over the app, the dev tools and the tests
+	$(RUN) mypy
+
+.PHONY: pytest
+pytest: install ## The test suite with branch coverage (starts its own Firestore emulator)
+	$(RUN) pytest --cov --cov-report=term
+
+.PHONY: test
+test: lint types pytest ## Everything CI runs
+
+.PHONY: bench
+bench: install ## Benchmark the service against a straightforward baseline on the emulator
+	$(RUN) python -m dev.bench
