@@ -1,4 +1,8 @@
-"""What route handlers receive, as Annotated dependencies."""
+"""What route handlers receive, as Annotated dependencies.
+
+All of them are `async def` although none awaits: FastAPI runs a plain `def` dependency in its thread pool,
+which costs more than the whole handler.
+"""
 
 from typing import Annotated, cast
 
@@ -10,15 +14,15 @@ from app.storage.port import BirthdayStore
 from app.validation import parse_username
 
 
-def _store(request: Request) -> BirthdayStore:
+async def _store(request: Request) -> BirthdayStore:
     return cast(BirthdayStore, request.state.store)
 
 
-def _clock(request: Request) -> Clock:
+async def _clock(request: Request) -> Clock:
     return cast(Clock, request.app.state.clock)
 
 
-def _username(request: Request) -> str:
+async def _username(request: Request) -> str:
     # Read from the raw path on purpose: a declared path parameter would bring FastAPI's own 422 validation.
     return parse_username(request.path_params["username"])
 

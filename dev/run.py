@@ -57,7 +57,7 @@ def main() -> int:
 
 
 def say(message: str) -> None:
-    print(f"make run: {message}", file=sys.stderr, flush=True)  # noqa: T201
+    print(f"make run: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
