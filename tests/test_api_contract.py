@@ -250,3 +250,18 @@ class TestOtherAnswers:
         spec = client.get("/openapi.json").json()
         assert "422" not in json.dumps(spec)
         assert "ValidationError" not in json.dumps(spec)
+
+
+def test_an_unexpected_error_is_a_500_problem_that_leaks_nothing(make_settings: Any) -> None:
+    from app.main import create_app
+
+    app = create_app(make_settings(store="memory"))
+
+    @app.get("/explode")
+    async def explode() -> None:
+        raise RuntimeError("secret connection string")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/explode")
+    assert_problem(response, 500, "about:blank", "unexpected error")
+    assert "secret" not in response.text
