@@ -3,9 +3,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON_DOWNLOADS ?= never
 export CLOUDSDK_CORE_DISABLE_PROMPTS := 1
-UV_VERSION := 0.13.9
+UV_VERSION := 0.13.0
 # uv from PATH when it runs here, else the one pip installs for the Python that .python-version selects.
 UV := $(shell uv --version >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 RUN := $(UV) run --locked --no-sync
@@ -40,8 +40,13 @@ pytest: install ## The test suite with branch coverage (starts its own Firestore
 	$(RUN) pytest --cov --cov-report=term
 
 .PHONY: test
-test: lint types pytest ## Everything CI runs
+test: lint types container-checks pytest ## Everything CI runs
 
 .PHONY: bench
 bench: install ## Benchmark the service against a straightforward baseline on the emulator
 	$(RUN) python -m dev.bench
+
+.PHONY: container-checks
+container-checks: uv ## checkov on the Dockerfile, the compose file against the Compose specification
+	$(UV) tool run --quiet --from checkov==3.3.30 checkov --skip-download --framework dockerfile -f Dockerfile --quiet --compact
+	$(UV) tool run --quiet --from check-jsonschema==0.39.0 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml

@@ -26,6 +26,13 @@ class FirestoreEmulator:
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def running_at(cls, host: str) -> "FirestoreEmulator":
+        """An emulator someone else started and stops; stop() leaves it alone."""
+        emulator = cls(0, Path("/dev/null"))
+        emulator.host = host
+        return emulator
+
     def start(self, timeout: float = 90) -> None:
         gcloud = shutil.which("gcloud")
         if gcloud is None or shutil.which("java") is None:

@@ -1,5 +1,6 @@
 """Shared fixtures: one real Firestore emulator per test session, and the app built the way production builds it."""
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -26,6 +27,10 @@ SettingsFactory = Callable[..., Settings]
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirestoreEmulator]:
+    """The session's emulator: the one FIRESTORE_EMULATOR_HOST names (docker compose's), else one started here."""
+    if external := os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        yield FirestoreEmulator.running_at(external)
+        return
     instance = FirestoreEmulator(free_port(), tmp_path_factory.mktemp("emulator") / "emulator.log")
     try:
         instance.start()

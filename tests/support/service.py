@@ -15,19 +15,24 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 class ServiceProcess:
     def __init__(
-        self, env: Mapping[str, str], log_path: Path, command: Sequence[str] = (sys.executable, "-m", "app")
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        command: Sequence[str] = (sys.executable, "-m", "app"),
+        cwd: Path = REPOSITORY,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {**os.environ, **env, "PORT": str(self.port), "BIRTHDAY_HOST": "127.0.0.1"}
         self._command = list(command)
+        self._cwd = cwd
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                self._command, env=self.env, cwd=REPOSITORY, stdout=log, stderr=subprocess.STDOUT
+                self._command, env=self.env, cwd=self._cwd, stdout=log, stderr=subprocess.STDOUT
             )
         wait_until(lambda: answers_200(self.base_url + LIVENESS_PATH), timeout=timeout, what="the service starting")
 
