@@ -40,7 +40,7 @@ pytest: install ## The test suite with branch coverage (starts its own Firestore
 	$(RUN) pytest --cov --cov-report=term
 
 .PHONY: test
-test: lint types container-checks pytest ## Everything CI runs
+test: lint types container-checks infra-checks pytest ## Everything CI runs
 
 .PHONY: bench
 bench: install ## Benchmark the service against a straightforward baseline on the emulator
@@ -50,3 +50,10 @@ bench: install ## Benchmark the service against a straightforward baseline on th
 container-checks: uv ## checkov on the Dockerfile, the compose file against the Compose specification
 	$(UV) tool run --quiet --from checkov==3.3.30 checkov --skip-download --framework dockerfile -f Dockerfile --quiet --compact
 	$(UV) tool run --quiet --from check-jsonschema==0.39.0 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+.PHONY: infra-checks
+infra-checks: install ## terraform fmt, tfcheck (the team's offline provider-schema check) and checkov on terraform/gcp
+	terraform fmt -check -recursive terraform
+	$(RUN) python ../shared/tools/tfcheck/tfcheck.py terraform/gcp
+	$(RUN) python ../shared/tools/tfcheck/tfcheck.py terraform/gcp/bootstrap
+	$(UV) tool run --quiet --from checkov==3.3.30 checkov --skip-download -d terraform/gcp --framework terraform --quiet --compact

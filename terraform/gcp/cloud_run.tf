@@ -1,0 +1,92 @@
+resource "google_cloud_run_v2_service" "main" {
+  project  = var.project_id
+  name     = var.service_name
+  location = var.region
+
+  # The API is public: anyone on the internet may call it.
+  ingress = "INGRESS_TRAFFIC_ALL"
+
+  # Terraform refuses to destroy the service until this is set to false and applied.
+  deletion_protection = true
+
+  # Only the first revision comes from here. Its shape is deploy/revision.yaml, the same file the
+  # pipeline deploys every later revision from; only the image differs (a placeholder until the
+  # pipeline has built one).
+  template {
+    service_account                  = google_service_account.runtime.email
+    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
+    max_instance_request_concurrency = local.revision.concurrency
+    timeout                          = "${local.revision.timeout_seconds}s"
+
+    scaling {
+      min_instance_count = local.revision.scaling.min_instances
+      max_instance_count = local.revision.scaling.max_instances
+    }
+
+    containers {
+      image = var.bootstrap_image
+
+      ports {
+        container_port = local.revision.container_port
+      }
+
+      dynamic "env" {
+        for_each = local.revision.env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      resources {
+        limits = {
+          cpu    = local.revision.resources.cpu
+          memory = local.revision.resources.memory
+        }
+        cpu_idle          = local.revision.resources.cpu_idle
+        startup_cpu_boost = local.revision.resources.cpu_boost
+      }
+
+      startup_probe {
+        period_seconds    = local.revision.probes.startup.period_seconds
+        timeout_seconds   = local.revision.probes.startup.timeout_seconds
+        failure_threshold = local.revision.probes.startup.failure_threshold
+        http_get {
+          path = local.revision.probes.startup.path
+        }
+      }
+
+      liveness_probe {
+        period_seconds    = local.revision.probes.liveness.period_seconds
+        timeout_seconds   = local.revision.probes.liveness.timeout_seconds
+        failure_threshold = local.revision.probes.liveness.failure_threshold
+        http_get {
+          path = local.revision.probes.liveness.path
+        }
+      }
+    }
+  }
+
+  traffic {
+    type    = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
+    percent = 100
+  }
+
+  lifecycle {
+    # Ownership split. Terraform creates the service and owns everything around it: name,
+    # region, ingress, IAM, deletion protection. After creation the Cloud Build pipeline owns
+    # what it changes on every deploy: the revision template (image, env, probes, scaling,
+    # resources, all from deploy/revision.yaml), the traffic split between revisions during a
+    # canary, and the client fields gcloud stamps on the service. Without this, every apply
+    # would roll production back to the placeholder image and undo the pipeline's traffic
+    # split; with it, a configuration change goes through the same gated canary as code.
+    ignore_changes = [
+      template,
+      client,
+      client_version,
+      traffic,
+    ]
+  }
+
+  depends_on = [google_project_service.main]
+}
