@@ -18,6 +18,8 @@ def test_no_server_error_and_no_undocumented_answer(service: ServiceProcess, tmp
     result = subprocess.run(
         [
             str(schemathesis),
+            "--config-file",
+            str(Path(__file__).with_name("schemathesis.toml")),
             "run",
             f"{service.base_url}/openapi.json",
             "--checks",
