@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     )
     readiness_timeout_seconds: Seconds = Field(
         default=1.0,
-        description="Longest /health/ready waits on storage before answering 503.",
+        description="Longest the readiness check waits on storage before answering 503.",
     )
     log_level: LogLevel = Field(default="INFO", description="Lowest severity written to the log.")
     access_log: bool = Field(

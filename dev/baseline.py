@@ -9,6 +9,7 @@ from google.cloud import firestore
 from pydantic import BaseModel
 
 from app.birthdays import days_until_birthday, greeting
+from app.health import LIVENESS_PATH
 
 
 class Body(BaseModel):
@@ -32,7 +33,7 @@ def create_baseline_app() -> FastAPI:
         born = date.fromisoformat(snapshot.get("dateOfBirth"))
         return {"message": greeting(username, days_until_birthday(born, date.today()))}
 
-    @app.get("/health/live")
+    @app.get(LIVENESS_PATH)
     def live() -> dict[str, str]:
         return {"status": "ok"}
 

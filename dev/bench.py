@@ -20,7 +20,8 @@ from pathlib import Path
 
 from app.health import LIVENESS_PATH
 from dev.emulator import FirestoreEmulator
-from dev.network import answers_200, free_port, wait_until
+from dev.network import free_port
+from dev.service import ServiceProcess
 
 USERS = 300
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
@@ -78,24 +79,6 @@ def wrk(base_url: str, script: Path, connections: int, seconds: int = SECONDS) -
     )
 
 
-class Server:
-    def __init__(self, name: str, command: list[str], env: dict[str, str], port: int, log: Path) -> None:
-        self.name, self.port = name, port
-        self.base_url = f"http://127.0.0.1:{port}"
-        started = time.monotonic()
-        self.process = subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-        wait_until(lambda: answers_200(self.base_url + LIVENESS_PATH), timeout=30, what=f"{name} starting")
-        self.startup_seconds = time.monotonic() - started
-
-    def peak_rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status)[1]) / 1024  # type: ignore[index]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=15)
-
-
 def seed(base_url: str) -> None:
     for name in usernames():
         request = urllib.request.Request(  # noqa: S310 - loopback
@@ -116,10 +99,8 @@ class Measured:
 
 
 def measure(name: str, command: list[str], env: dict[str, str], work: Path, *, seed_users: bool) -> Measured:
-    port = free_port()
-    server = Server(
-        name, [part.format(port=port) for part in command], {**env, "PORT": str(port)}, port, work / f"{name}.log"
-    )
+    server = ServiceProcess(env, work / f"{name}.log", command)
+    server.start()
     try:
         if seed_users:
             seed(server.base_url)
@@ -133,7 +114,7 @@ def measure(name: str, command: list[str], env: dict[str, str], work: Path, *, s
         }
         return Measured(runs, server.peak_rss_mb())
     finally:
-        server.stop()
+        server.terminate()
 
 
 def report(results: dict[str, Measured]) -> None:
@@ -162,7 +143,6 @@ def main() -> int:
         "FIRESTORE_EMULATOR_HOST": emulator.host,
         "BIRTHDAY_PROJECT_ID": PROJECT,
         "BIRTHDAY_COLLECTION": COLLECTION,
-        "BIRTHDAY_HOST": "127.0.0.1",
         "BIRTHDAY_LOG_LEVEL": "WARNING",
     }
     service_command = [sys.executable, "-m", "app"]
@@ -184,10 +164,9 @@ def main() -> int:
     try:
         starts = []
         for _ in range(STARTS):
-            port = free_port()
-            server = Server("service", service_command, {**env, "PORT": str(port)}, port, work / "service.log")
-            starts.append(server.startup_seconds)
-            server.stop()
+            server = ServiceProcess(env, work / "service.log", service_command)
+            starts.append(server.start())
+            server.terminate()
         print(
             f"start-up to first 200 on {LIVENESS_PATH}: median {statistics.median(starts):.2f} s of {STARTS} "
             f"({', '.join(f'{s:.2f}' for s in starts)})"

@@ -14,8 +14,8 @@ from app.main import create_app
 from app.settings import Settings
 from dev.emulator import EmulatorMissing, FirestoreEmulator
 from dev.network import free_port
+from dev.service import ServiceProcess
 from tests.support.clock import FixedClock
-from tests.support.service import ServiceProcess
 
 # The contract's examples are easiest to read on a fixed day.
 TODAY = date(2026, 11, 29)

@@ -265,3 +265,17 @@ def test_an_unexpected_error_is_a_500_problem_that_leaks_nothing(make_settings: 
         response = client.get("/explode")
     assert_problem(response, 500, "about:blank", "unexpected error")
     assert "secret" not in response.text
+
+
+def test_fastapi_validation_would_still_answer_400_not_422(make_settings: Any) -> None:
+    # The guard behind the contract: a route that did let FastAPI validate would still never answer 422.
+    from app.main import create_app
+
+    app = create_app(make_settings(store="memory"))
+
+    @app.get("/validated")
+    async def validated(count: int) -> dict[str, int]:
+        return {"count": count}
+
+    with TestClient(app) as client:
+        assert_problem(client.get("/validated?count=many"), 400, "about:blank", "does not match the API")

@@ -18,9 +18,9 @@ import pytest
 
 from app.health import LIVENESS_PATH
 from dev.emulator import FirestoreEmulator
+from dev.service import REPOSITORY, ServiceProcess
 from tests.conftest import TEST_PROJECT
 from tests.support.dockerfile import Stage, parse
-from tests.support.service import REPOSITORY, ServiceProcess
 from tests.support.slow_proxy import slow_proxy
 
 DOCKERFILE = REPOSITORY / "Dockerfile"

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from google.cloud import firestore
 
+from app.health import READINESS_PATH
 from app.main import create_app
 from dev.network import free_port
 from tests.conftest import TEST_PROJECT, SettingsFactory
@@ -51,7 +52,7 @@ def test_a_204_is_durable_for_a_new_process(
 
 
 def test_readiness_is_200_when_firestore_answers(firestore_client: TestClient) -> None:
-    assert firestore_client.get("/health/ready").json() == {"status": "ok"}
+    assert firestore_client.get(READINESS_PATH).json() == {"status": "ok"}
 
 
 @pytest.mark.parametrize("storage", ["hangs", "refuses connections"])

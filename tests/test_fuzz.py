@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.service import ServiceProcess
+from dev.service import ServiceProcess
 
 pytestmark = pytest.mark.slow
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from app.health import LIVENESS_PATH
+from app.health import LIVENESS_PATH, READINESS_PATH
 from dev.emulator import FirestoreEmulator
 from dev.network import answers_200, free_port, wait_until
-from tests.support.service import REPOSITORY
+from dev.service import REPOSITORY
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def make_run(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[
 
 def round_trip(base_url: str) -> None:
     with httpx2.Client(base_url=base_url, timeout=10) as client:
-        wait_until(lambda: client.get("/health/ready").status_code == 200, timeout=30, what="readiness")
+        wait_until(lambda: client.get(READINESS_PATH).status_code == 200, timeout=30, what="readiness")
         assert client.put("/hello/Local", json={"dateOfBirth": "2000-01-01"}).status_code == 204
         assert client.get("/hello/Local").status_code == 200
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from app.health import READINESS_PATH
 from dev.emulator import FirestoreEmulator
 from dev.network import free_port, wait_until
+from dev.service import REPOSITORY, ServiceProcess
 from tests.conftest import TEST_PROJECT
 from tests.support.outage import assert_every_storage_call_is_503_within
-from tests.support.service import REPOSITORY, ServiceProcess
 from tests.support.slow_proxy import slow_proxy
 
 pytestmark = pytest.mark.slow
@@ -106,12 +107,12 @@ def test_firestore_outage_is_503_and_the_same_process_recovers(tmp_path: Path) -
     try:
         process.start()
         with httpx2.Client(base_url=process.base_url, timeout=10) as client:
-            wait_until(lambda: client.get("/health/ready").status_code == 200, timeout=30, what="readiness")
+            wait_until(lambda: client.get(READINESS_PATH).status_code == 200, timeout=30, what="readiness")
             assert client.put("/hello/Ada", json={"dateOfBirth": "1815-12-10"}).status_code == 204
             outage_emulator.stop()
             assert_every_storage_call_is_503_within(client, 2.5)
             outage_emulator.start()
-            wait_until(lambda: client.get("/health/ready").status_code == 200, timeout=30, what="readiness coming back")
+            wait_until(lambda: client.get(READINESS_PATH).status_code == 200, timeout=30, what="readiness coming back")
             assert client.put("/hello/Ada", json={"dateOfBirth": "1815-12-10"}).status_code == 204
             assert client.get("/hello/Ada").status_code == 200
         assert process.process.poll() is None, "the same process served before, during and after the outage"

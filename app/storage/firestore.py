@@ -38,6 +38,9 @@ class FirestoreBirthdayStore:
         self._users = client.collection(collection)
         self._deadline = deadline_seconds
         self._readiness_timeout = readiness_timeout_seconds
+        # Built once: retry policies are immutable and every request uses one of these two.
+        self._request_retry = _retry_within(deadline_seconds)
+        self._readiness_retry = _retry_within(readiness_timeout_seconds)
         self._loader: BatchedLoader[str, date] = BatchedLoader(
             self._fetch_many,
             max_batch_size=MAX_BATCH_SIZE,
@@ -51,7 +54,7 @@ class FirestoreBirthdayStore:
                     DATE_OF_BIRTH_FIELD: date_of_birth.isoformat(),
                     UPDATED_AT_FIELD: SERVER_TIMESTAMP,
                 },
-                retry=self._retry(self._deadline),
+                retry=self._request_retry,
                 timeout=self._deadline,
             )
 
@@ -62,7 +65,7 @@ class FirestoreBirthdayStore:
     async def check(self) -> None:
         async with self._answer_within(self._readiness_timeout, "readiness check"):
             await self._users.document(READINESS_DOCUMENT_ID).get(
-                retry=self._retry(self._readiness_timeout),
+                retry=self._readiness_retry,
                 timeout=self._readiness_timeout,
             )
 
@@ -78,22 +81,12 @@ class FirestoreBirthdayStore:
         async for snapshot in self._client.get_all(
             references,
             field_paths=[DATE_OF_BIRTH_FIELD],
-            retry=self._retry(self._deadline),
+            retry=self._request_retry,
             timeout=self._deadline,
         ):
             if snapshot.exists:
                 found[snapshot.id] = date.fromisoformat(snapshot.get(DATE_OF_BIRTH_FIELD))
         return found
-
-    @staticmethod
-    def _retry(deadline: float) -> AsyncRetry:
-        return AsyncRetry(
-            predicate=if_transient_error,
-            initial=0.05,
-            maximum=0.5,
-            multiplier=2,
-            timeout=deadline,
-        )
 
     @asynccontextmanager
     async def _answer_within(self, seconds: float, operation: str) -> AsyncIterator[None]:
@@ -106,3 +99,8 @@ class FirestoreBirthdayStore:
         except GoogleAPIError as error:
             logger.warning("Firestore %s failed: %s", operation, error)
             raise StorageUnavailable("storage is unavailable; retry later") from None
+
+
+def _retry_within(seconds: float) -> AsyncRetry:
+    """Retries transient errors (UNAVAILABLE, DEADLINE_EXCEEDED...) quickly, and never past `seconds`."""
+    return AsyncRetry(predicate=if_transient_error, initial=0.05, maximum=0.5, multiplier=2, timeout=seconds)

@@ -3,6 +3,8 @@
 import time
 from typing import Any, Protocol
 
+from app.health import LIVENESS_PATH, READINESS_PATH
+
 
 class HttpClient(Protocol):
     def request(self, method: str, url: str, *, json: Any = None) -> Any: ...
@@ -11,7 +13,7 @@ class HttpClient(Protocol):
 STORAGE_CALLS: list[tuple[str, str, dict[str, str] | None]] = [
     ("PUT", "/hello/Ada", {"dateOfBirth": "1815-12-10"}),
     ("GET", "/hello/Ada", None),
-    ("GET", "/health/ready", None),
+    ("GET", READINESS_PATH, None),
 ]
 
 
@@ -25,4 +27,4 @@ def assert_every_storage_call_is_503_within(client: HttpClient, seconds: float) 
         assert response.headers["content-type"] == "application/problem+json"
         assert "retry later" in response.json()["detail"]
         assert elapsed < seconds, f"{method} {path} took {elapsed:.2f} s"
-    assert client.request("GET", "/health/live").status_code == 200
+    assert client.request("GET", LIVENESS_PATH).status_code == 200

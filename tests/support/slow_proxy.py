@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from tests.support.service import REPOSITORY
+from dev.service import REPOSITORY
 
 
 @contextmanager
