@@ -13,8 +13,10 @@ resource "google_cloud_run_v2_service" "main" {
   # pipeline deploys every later revision from; only the image differs (a placeholder until the
   # pipeline has built one).
   template {
+    # A fixed name tells the pipeline that this placeholder is no baseline for a canary.
+    revision                         = local.bootstrap_revision
     service_account                  = google_service_account.runtime.email
-    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
+    execution_environment            = "EXECUTION_ENVIRONMENT_${upper(local.revision.execution_environment)}"
     max_instance_request_concurrency = local.revision.concurrency
     timeout                          = "${local.revision.timeout_seconds}s"
 

@@ -9,7 +9,10 @@ locals {
 
   # What cloudbuild.yaml reads. Kept here, in one map, so the trigger and the tests of the
   # pipeline agree on the names.
+  bootstrap_revision = "${var.service_name}-bootstrap"
+
   deploy_substitutions = {
+    _BOOTSTRAP_REVISION      = local.bootstrap_revision
     _LOCK_BUCKET             = google_storage_bucket.rollout_lock.name
     _REGION                  = var.region
     _REPOSITORY              = google_artifact_registry_repository.main.repository_id
