@@ -40,7 +40,16 @@ pytest: install ## The test suite with branch coverage (starts its own Firestore
 	$(RUN) pytest --cov --cov-report=term
 
 .PHONY: test
-test: lint types container-checks infra-checks pytest ## Everything CI runs
+test: lint types container-checks pipeline-checks infra-checks pytest ## Everything CI runs
+
+.PHONY: test-app
+test-app: lint types ## What Cloud Build runs: lint, types, and every test that needs neither Terraform nor the team's tools
+	$(RUN) pytest --cov --cov-report=term -m "not infra_tools"
+
+.PHONY: smoke
+smoke: install ## The smoke suite the rollout runs, against any running service: make smoke BASE_URL=http://127.0.0.1:8080
+	@test -n "$(BASE_URL)" || { echo "usage: make smoke BASE_URL=<the service's URL>" >&2; exit 2; }
+	$(RUN) python -m deploy.smoke "$(BASE_URL)"
 
 .PHONY: bench
 bench: install ## Benchmark the service against a straightforward baseline on the emulator
@@ -50,6 +59,10 @@ bench: install ## Benchmark the service against a straightforward baseline on th
 container-checks: uv ## checkov on the Dockerfile, the compose file against the Compose specification
 	$(UV) tool run --quiet --from checkov==3.3.30 checkov --skip-download --framework dockerfile -f Dockerfile --quiet --compact
 	$(UV) tool run --quiet --from check-jsonschema==0.39.0 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+.PHONY: pipeline-checks
+pipeline-checks: uv ## Both Cloud Build configs against Cloud Build's schema
+	$(UV) tool run --quiet --from check-jsonschema==0.39.0 check-jsonschema --builtin-schema vendor.cloudbuild cloudbuild.yaml cloudbuild-pr.yaml
 
 .PHONY: infra-checks
 infra-checks: install ## terraform fmt, tfcheck (the team's offline provider-schema check) and checkov on terraform/gcp

@@ -565,6 +565,7 @@ def test_real_state_variables_and_plans_stay_out_of_git() -> None:
 # --- the offline checks ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.infra_tools
 def test_terraform_files_are_formatted() -> None:
     terraform = shutil.which("terraform")
     if terraform is None:
@@ -579,6 +580,7 @@ def test_terraform_files_are_formatted() -> None:
     assert result.returncode == 0, f"run `terraform fmt -recursive terraform`:\n{result.stdout}{result.stderr}"
 
 
+@pytest.mark.infra_tools
 @pytest.mark.parametrize("directory", [STACK, BOOTSTRAP], ids=["stack", "bootstrap"])
 def test_tfcheck_finds_no_problem(directory: Path) -> None:
     if not TFCHECK.is_file():
