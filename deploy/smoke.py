@@ -8,6 +8,7 @@ SMOKE_USERNAME, and reads one that is never written, SMOKE_ABSENT_USERNAME.
 import argparse
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -66,7 +67,7 @@ def request(base_url: str, method: str, path: str, body: object = None, timeout:
         return Reply(error.code, error.headers.get("Content-Type", ""), error.read())
 
 
-def run_smoke(base_url: str, today: date | None = None, timeout: float = 10) -> SmokeReport:
+def run_smoke(base_url: str, today: date | None = None, timeout: float = 10, ready_within: float = 30) -> SmokeReport:
     report = SmokeReport(base_url)
     today_utc = today or datetime.now(UTC).date()
 
@@ -91,7 +92,15 @@ def run_smoke(base_url: str, today: date | None = None, timeout: float = 10) -> 
         return request(base_url, method, path, body, timeout)
 
     check("liveness answers 200", lambda: expect(call("GET", LIVENESS_PATH), 200))
-    check("readiness answers 200 (Firestore reachable)", lambda: expect(call("GET", READINESS_PATH), 200))
+
+    def ready() -> str | None:
+        # A process that has just started answers 503 until its Firestore client is up.
+        deadline = time.monotonic() + ready_within
+        while (problem := expect(call("GET", READINESS_PATH), 200)) is not None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return problem
+
+    check(f"readiness answers 200 within {ready_within:g} s (Firestore reachable)", ready)
 
     def round_trip() -> str | None:
         stored = call("PUT", f"/hello/{SMOKE_USERNAME}", {"dateOfBirth": SMOKE_DATE_OF_BIRTH.isoformat()})
@@ -126,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.smoke", description=__doc__.splitlines()[0])
     parser.add_argument("base_url", help="for example http://127.0.0.1:8080 or a revision's tag URL")
     parser.add_argument("--timeout", type=float, default=10, help="seconds per request (default 10)")
+    parser.add_argument("--ready-within", type=float, default=30, help="seconds to wait for readiness (default 30)")
     arguments = parser.parse_args(argv)
-    report = run_smoke(arguments.base_url, timeout=arguments.timeout)
+    report = run_smoke(arguments.base_url, timeout=arguments.timeout, ready_within=arguments.ready_within)
     print(report.summary())
     return 0 if report.ok else 1
 
