@@ -1,0 +1,200 @@
+"""The rollout's edges: Monitoring queries and answers, gcloud's Cloud Run JSON, the revision file, the CLI."""
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deploy.__main__ import main
+from deploy.cloud_run import GcloudCloudRun, parse_service
+from deploy.gates import Thresholds, judge
+from deploy.metrics import (
+    REQUEST_COUNT,
+    REQUEST_LATENCIES,
+    Distribution,
+    RequestStats,
+    Window,
+    bucket_upper_bounds,
+    parse_distributions,
+    parse_request_counts,
+    percentile_upper_bound,
+    time_series_query,
+)
+from deploy.revision import REVISION_FILE, RevisionTemplate
+
+WINDOW = Window(datetime(2026, 11, 30, 9, 2, tzinfo=UTC), datetime(2026, 11, 30, 9, 7, tzinfo=UTC))
+BOUNDS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, math.inf)
+
+
+def bucketed(samples: list[float]) -> Distribution:
+    counts = [0] * len(BOUNDS)
+    for sample in samples:
+        counts[next(index for index, bound in enumerate(BOUNDS) if sample < bound)] += 1
+    return Distribution(tuple(counts), BOUNDS)
+
+
+@given(st.lists(st.floats(min_value=0, max_value=4000), min_size=1, max_size=300), st.integers(1, 99))
+def test_the_percentile_bound_is_never_below_the_true_value_nor_past_its_bucket(samples: list[float], q: int) -> None:
+    quantile = q / 100
+    ordered = sorted(samples)
+    true_value = ordered[math.ceil(quantile * len(ordered)) - 1]
+    bound = percentile_upper_bound([bucketed(samples)], quantile)
+    assert bound is not None
+    assert bound > true_value
+    assert bound == next(upper for upper in BOUNDS if true_value < upper)
+
+
+def test_distributions_from_several_points_are_merged() -> None:
+    assert percentile_upper_bound([bucketed([1.5] * 99), bucketed([300.0])], 0.99) == 2.0
+    assert percentile_upper_bound([bucketed([1.5] * 98), bucketed([300.0] * 2)], 0.99) == 512.0
+    assert percentile_upper_bound([], 0.99) is None
+
+
+def test_bucket_bounds_follow_the_three_bucket_layouts() -> None:
+    assert bucket_upper_bounds({"exponentialBuckets": {"numFiniteBuckets": 2, "growthFactor": 2, "scale": 1}}, 4) == (
+        1.0,
+        2.0,
+        4.0,
+        math.inf,
+    )
+    assert bucket_upper_bounds({"linearBuckets": {"numFiniteBuckets": 2, "width": 10, "offset": 5}}, 4) == (
+        5.0,
+        15.0,
+        25.0,
+        math.inf,
+    )
+    assert bucket_upper_bounds({"explicitBuckets": {"bounds": [10, 100]}}, 2) == (10.0, 100.0)
+    with pytest.raises(ValueError, match="unknown bucket options"):
+        bucket_upper_bounds({}, 1)
+
+
+def test_the_count_query_reads_one_revision_over_the_window_by_response_class() -> None:
+    params = dict(time_series_query(REQUEST_COUNT, "birthday-api", "birthday-api-abc", WINDOW))
+    assert params["filter"] == (
+        'metric.type="run.googleapis.com/request_count" AND resource.type="cloud_run_revision" AND '
+        'resource.labels.service_name="birthday-api" AND resource.labels.revision_name="birthday-api-abc"'
+    )
+    assert (params["interval.startTime"], params["interval.endTime"]) == (
+        "2026-11-30T09:02:00Z",
+        "2026-11-30T09:07:00Z",
+    )
+    assert params["aggregation.alignmentPeriod"] == "300s"
+    assert params["aggregation.groupByFields"] == "metric.labels.response_code_class"
+    latency = dict(time_series_query(REQUEST_LATENCIES, "birthday-api", "birthday-api-abc", WINDOW))
+    assert "aggregation.groupByFields" not in latency
+    assert latency["aggregation.crossSeriesReducer"] == "REDUCE_SUM"
+
+
+def test_answers_are_parsed_into_totals_errors_and_distributions() -> None:
+    counts: list[dict[str, Any]] = [
+        {"metric": {"labels": {"response_code_class": "2xx"}}, "points": [{"value": {"int64Value": "970"}}]},
+        {"metric": {"labels": {"response_code_class": "4xx"}}, "points": [{"value": {"int64Value": "20"}}]},
+        {"metric": {"labels": {"response_code_class": "5xx"}}, "points": [{"value": {"int64Value": "10"}}]},
+    ]
+    assert parse_request_counts(counts) == (1000, 10)
+    options = {"exponentialBuckets": {"numFiniteBuckets": 3, "growthFactor": 2, "scale": 100}}
+    latencies = [{"points": [{"value": {"distributionValue": {"bucketOptions": options, "bucketCounts": ["5", "3"]}}}]}]
+    assert parse_distributions(latencies) == [Distribution((5, 3), (100.0, 200.0))]
+    assert parse_distributions([{"points": [{"value": {"distributionValue": {}}}]}]) == []
+
+
+def test_request_stats_describe_themselves() -> None:
+    assert str(RequestStats(200, 3, 250.0)) == "200 requests, 3 5xx (1.50%), p99 250 ms"
+    assert str(RequestStats(0, 0, None)) == "0 requests, 0 5xx (0.00%), p99 n/a"
+    assert str(WINDOW) == "09:02:00-09:07:00Z"
+
+
+def test_gates_pass_a_healthy_candidate_and_ignore_a_stable_revision_with_too_little_traffic() -> None:
+    assert judge(RequestStats(100, 0, 200), RequestStats(100, 0, 200), Thresholds()) == []
+    assert judge(RequestStats(100, 0, 900), RequestStats(5, 0, 10), Thresholds()) == []
+    assert judge(RequestStats(100, 1, 900), None, Thresholds()) == []
+
+
+def test_the_service_status_is_read_as_gcloud_prints_it() -> None:
+    document = {
+        "status": {
+            "latestReadyRevisionName": "svc-new",
+            "traffic": [
+                {"revisionName": "svc-old", "percent": 90},
+                {"revisionName": "svc-new", "percent": 10, "tag": "c-new", "url": "https://c-new---svc-x.a.run.app"},
+                {"revisionName": "svc-bad", "tag": "failed-bad", "url": "https://failed-bad---svc-x.a.run.app"},
+            ],
+        }
+    }
+    state = parse_service(document)
+    assert state.split() == {"svc-old": 90, "svc-new": 10}
+    assert state.tag_url("c-new") == "https://c-new---svc-x.a.run.app"
+    assert state.tag_url("nope") is None
+    assert state.tags_of("svc-bad") == ["failed-bad"]
+    assert state.latest_ready_revision == "svc-new"
+
+
+def test_the_gcloud_adapter_runs_the_commands_it_prints() -> None:
+    ran: list[list[str]] = []
+
+    def runner(command: list[str]) -> str:
+        ran.append(command)
+        return json.dumps({"status": {"traffic": [{"revisionName": "svc-a", "percent": 100}]}})
+
+    cloud_run = GcloudCloudRun("p", "europe-west1", "svc", runner)
+    assert cloud_run.describe().split() == {"svc-a": 100}
+    cloud_run.set_traffic({"svc-b": 10, "svc-a": 90})
+    cloud_run.retag({}, [])
+    cloud_run.retag({"failed-b": "svc-b"}, ["c-b"])
+    assert ran[1][-1] == "--to-revisions=svc-a=90,svc-b=10"
+    assert ran[2][-2:] == ["--update-tags=failed-b=svc-b", "--remove-tags=c-b"]
+    assert len(ran) == 3, "a retag with nothing to do calls nothing"
+
+
+def test_every_revision_setting_becomes_a_deploy_flag() -> None:
+    template = RevisionTemplate.load()
+    flags = {flag.partition("=")[0]: flag.partition("=")[2] for flag in template.deploy_flags()}
+    assert flags["--set-env-vars"].split(",") == [f"{name}={value}" for name, value in template.env.items()]
+    assert flags["--startup-probe"].startswith(f"httpGet.path={template.startup_probe.path},")
+    assert flags["--min-instances"] == str(template.min_instances)
+    assert flags["--timeout"] == f"{template.timeout_seconds}s"
+    assert {"--cpu-boost", "--cpu-throttling"} <= set(flags)
+
+
+def test_an_env_value_with_a_comma_is_refused(tmp_path: Path) -> None:
+    broken = tmp_path / "revision.yaml"
+    broken.write_text(REVISION_FILE.read_text().replace("BIRTHDAY_COLLECTION: users", "BIRTHDAY_COLLECTION: a,b"))
+    with pytest.raises(ValueError, match="must not contain a comma: BIRTHDAY_COLLECTION"):
+        RevisionTemplate.load(broken)
+
+
+REQUIRED = [
+    "--project=p",
+    "--region=europe-west1",
+    "--service=birthday-api",
+    "--commit=0123456789",
+    "--attempt=b1d2",
+    "--service-account=rt@p.iam.gserviceaccount.com",
+    "--lock-bucket=bucket",
+    "--bootstrap-revision=birthday-api-bootstrap",
+]
+
+
+def test_the_cli_refuses_an_image_by_tag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*REQUIRED, "--image=registry/app:latest", "--dry-run"]) == 2
+    assert "must name a digest" in capsys.readouterr().err
+
+
+def test_the_cli_refuses_steps_that_do_not_end_at_100(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*REQUIRED, "--image=registry/app@sha256:ab", "--steps=10,50", "--dry-run"]) == 2
+    assert "end at 100" in capsys.readouterr().err
+
+
+def test_the_dry_run_prints_the_plan_and_touches_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*REQUIRED, "--image=registry/app@sha256:ab", "--steps=25,100", "--dwell-seconds=60", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "gcloud run deploy birthday-api" in out
+    assert "--to-revisions=STABLE=75,birthday-api-0123456-b1d2=25" in out
+    assert "--to-revisions=birthday-api-0123456-b1d2=100" in out
+    assert "'--set-env-vars=" in out, "quoted for a shell: (default) has parentheses"
+    assert f"over the {timedelta(seconds=60)} that start" in out
