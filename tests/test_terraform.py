@@ -343,6 +343,14 @@ def test_the_first_revision_is_built_from_the_revision_file() -> None:
     }
     assert resources["startup_cpu_boost"] == "${local.revision.resources.cpu_boost}"
     assert resources["cpu_idle"] == "${local.revision.resources.cpu_idle}"
+    assert template["execution_environment"] == "EXECUTION_ENVIRONMENT_${upper(local.revision.execution_environment)}"
+
+
+def test_the_placeholder_revision_has_the_fixed_name_the_pipeline_is_told_is_no_baseline() -> None:
+    module = stack()
+    template = one(module.resource("google_cloud_run_v2_service", "main")["template"])
+    assert template["revision"] == "${local.bootstrap_revision}"
+    assert module.locals["deploy_substitutions"]["_BOOTSTRAP_REVISION"] == "${local.bootstrap_revision}"
 
 
 # --- the revision file ----------------------------------------------------------------------------------------
