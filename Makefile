@@ -55,6 +55,10 @@ smoke: install ## The smoke suite the rollout runs, against any running service:
 bench: install ## Benchmark the service against a straightforward baseline on the emulator
 	$(RUN) python -m dev.bench
 
+.PHONY: diagram
+diagram: install ## Render docs/*.mmd to SVG with the pinned mermaid-cli and the system Chromium (/usr/bin/chromium)
+	$(RUN) python docs/tools/render.py
+
 .PHONY: container-checks
 container-checks: uv ## checkov on the Dockerfile, the compose file against the Compose specification
 	$(UV) tool run --quiet --from checkov==3.3.30 checkov --skip-download --framework dockerfile -f Dockerfile --quiet --compact
