@@ -31,7 +31,6 @@ class TrafficTarget:
 @dataclass(frozen=True)
 class ServiceState:
     traffic: tuple[TrafficTarget, ...]
-    latest_ready_revision: str | None
 
     def split(self) -> dict[str, int]:
         shares: dict[str, int] = {}
@@ -42,9 +41,6 @@ class ServiceState:
 
     def tag_url(self, tag: str) -> str | None:
         return next((target.url for target in self.traffic if target.tag == tag), None)
-
-    def tags_of(self, revision: str) -> list[str]:
-        return [target.tag for target in self.traffic if target.revision == revision and target.tag]
 
 
 @dataclass(frozen=True)
@@ -80,8 +76,7 @@ def parse_service(document: Mapping[str, Any]) -> ServiceState:
                 url=entry.get("url"),
             )
             for entry in status.get("traffic", [])
-        ),
-        latest_ready_revision=status.get("latestReadyRevisionName"),
+        )
     )
 
 

@@ -118,7 +118,6 @@ def test_gates_pass_a_healthy_candidate_and_ignore_a_stable_revision_with_too_li
 def test_the_service_status_is_read_as_gcloud_prints_it() -> None:
     document = {
         "status": {
-            "latestReadyRevisionName": "svc-new",
             "traffic": [
                 {"revisionName": "svc-old", "percent": 90},
                 {"revisionName": "svc-new", "percent": 10, "tag": "c-new", "url": "https://c-new---svc-x.a.run.app"},
@@ -130,8 +129,7 @@ def test_the_service_status_is_read_as_gcloud_prints_it() -> None:
     assert state.split() == {"svc-old": 90, "svc-new": 10}
     assert state.tag_url("c-new") == "https://c-new---svc-x.a.run.app"
     assert state.tag_url("nope") is None
-    assert state.tags_of("svc-bad") == ["failed-bad"]
-    assert state.latest_ready_revision == "svc-new"
+    assert state.tag_url("failed-bad") == "https://failed-bad---svc-x.a.run.app"
 
 
 def test_the_gcloud_adapter_runs_the_commands_it_prints() -> None:

@@ -39,7 +39,7 @@ class FakeCloudRun:
             self.on_describe(self, self.calls.count("describe"))
         serving = [TrafficTarget(revision, percent) for revision, percent in self.traffic.items() if percent]
         tagged = [TrafficTarget(revision, 0, tag, self.url_of(tag)) for tag, revision in self.tags.items()]
-        return ServiceState(tuple(serving + tagged), latest_ready_revision=next(iter(self.traffic), None))
+        return ServiceState(tuple(serving + tagged))
 
     def deploy_without_traffic(self, candidate: Candidate) -> None:
         name = f"{self.service}-{candidate.revision_suffix}"
