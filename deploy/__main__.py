@@ -9,14 +9,16 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import timedelta
+from typing import Any
 
 from deploy.cloud_run import Candidate, GcloudCloudRun
 from deploy.gates import Thresholds
 from deploy.lock import GcsObjectStore, RolloutBlocked, freeze_name, lock_name
 from deploy.metrics import REQUEST_COUNT, REQUEST_LATENCIES, MonitoringMetrics
 from deploy.revision import RevisionTemplate
-from deploy.rollout import OperatorIntervened, Rollout, RolloutFailed, RolloutPlan, SystemClock
+from deploy.rollout import OperatorIntervened, Rollout, RolloutFailed, RolloutPlan, SystemClock, step_split
 from deploy.smoke import run_smoke
 
 
@@ -24,26 +26,35 @@ def percentages(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
+REQUIRED = {
+    "project": "Google Cloud project id",
+    "region": "Cloud Run region",
+    "service": "Cloud Run service name",
+    "image": "image by digest: REGISTRY/IMAGE@sha256:...",
+    "commit": "commit SHA the image was built from",
+    "attempt": "what makes this attempt unique, e.g. the Cloud Build BUILD_ID",
+    "service-account": "email of the runtime service account the revision runs as",
+    "lock-bucket": "bucket that holds the rollout lock and the freeze",
+    "bootstrap-revision": "revision Terraform created with a placeholder image; never a stable baseline",
+}
+
+
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.splitlines()[0])
     required = cli.add_argument_group("what to roll out, where")
-    for name, meaning in [
-        ("project", "Google Cloud project id"),
-        ("region", "Cloud Run region"),
-        ("service", "Cloud Run service name"),
-        ("image", "image by digest: REGISTRY/IMAGE@sha256:..."),
-        ("commit", "commit SHA the image was built from"),
-        ("attempt", "what makes this attempt unique, e.g. the Cloud Build BUILD_ID"),
-        ("service-account", "email of the runtime service account the revision runs as"),
-        ("lock-bucket", "bucket that holds the rollout lock and the freeze"),
-        ("bootstrap-revision", "revision Terraform created with a placeholder image; never a stable baseline"),
-    ]:
+    for name, meaning in REQUIRED.items():
         required.add_argument(f"--{name}", required=True, help=meaning)
+    # The defaults are RolloutPlan's own, so the tool and its library cannot disagree.
+    plan: dict[str, Any] = {field.name: field.default for field in fields(RolloutPlan)}
     steps = cli.add_argument_group("traffic steps and gates")
-    steps.add_argument("--steps", type=percentages, default=[10, 50, 100], help="percentages, e.g. 10,50,100")
-    steps.add_argument("--dwell-seconds", type=int, default=300, help="length of each gate's window")
-    steps.add_argument("--metrics-lag-seconds", type=int, default=120, help="Cloud Monitoring's reporting lag")
-    steps.add_argument("--max-extra-wait-seconds", type=int, default=600, help="extra wait for enough requests")
+    steps.add_argument("--steps", type=percentages, default=list(plan["steps"]), help="percentages, e.g. 10,50,100")
+    for name, meaning in [
+        ("dwell", "length of each gate's window"),
+        ("metrics_lag", "Cloud Monitoring's reporting lag"),
+        ("max_extra_wait", "extra wait for enough requests"),
+    ]:
+        seconds = int(plan[name].total_seconds())
+        steps.add_argument(f"--{name.replace('_', '-')}-seconds", type=int, default=seconds, help=meaning)
     defaults = Thresholds()
     steps.add_argument("--min-requests", type=int, default=defaults.min_requests)
     steps.add_argument("--max-error-rate", type=float, default=defaults.max_error_rate)
@@ -55,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def plan_from(arguments: argparse.Namespace) -> RolloutPlan:
+    if empty := [name for name in REQUIRED if not getattr(arguments, name.replace("-", "_")).strip()]:
+        raise ValueError(f"empty --{', --'.join(empty)}: the deploy trigger passes these as substitutions")
     if "@sha256:" not in arguments.image:
         raise ValueError(f"--image must name a digest (…@sha256:…), not a tag: {arguments.image}")
     return RolloutPlan(
@@ -99,7 +112,7 @@ def dry_run(plan: RolloutPlan, cloud_run: GcloudCloudRun, objects: GcsObjectStor
         "python -m deploy.smoke TAG_URL",
     ]
     for percent in plan.steps:
-        split = {candidate: 100} if percent == 100 else {candidate: percent, stable: 100 - percent}
+        split = step_split(candidate, stable, percent)
         lines += [
             f"# step {percent} %: re-read the split, stop if it is not the one last set, then shift",
             shlex.join(cloud_run.describe_command()),
@@ -116,7 +129,7 @@ def dry_run(plan: RolloutPlan, cloud_run: GcloudCloudRun, objects: GcsObjectStor
         shlex.join(cloud_run.traffic_command({stable: 100})),
         shlex.join(cloud_run.retag_command({plan.failed_tag: candidate}, [plan.candidate_tag])),
         "# always: release the lock, exactly the generation taken",
-        shlex.join(objects.delete_command(lock_name(plan.service), 0)).replace("=0", "=GENERATION"),
+        shlex.join(objects.delete_command(lock_name(plan.service), "GENERATION")),
     ]
     return lines
 

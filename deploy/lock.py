@@ -93,7 +93,7 @@ class GcsObjectStore:
         # The #generation suffix reads exactly the generation described, even if it was replaced since.
         return ["gcloud", "storage", "cat", f"{self.url(name)}#{generation}"]
 
-    def delete_command(self, name: str, generation: int) -> list[str]:
+    def delete_command(self, name: str, generation: int | str) -> list[str]:
         return ["gcloud", "storage", "rm", self.url(name), f"--if-generation-match={generation}", "--quiet"]
 
     def create_if_absent(self, name: str, content: str) -> int | None:

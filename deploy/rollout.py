@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from deploy.cloud_run import Candidate, CloudRun, CloudRunError, ServiceState, Split, split_flag
+from deploy.cloud_run import Candidate, CloudRun, CloudRunError, Split, split_flag
 from deploy.gates import Thresholds, judge
 from deploy.lock import ObjectStore, RolloutBlocked, RolloutLock, check_not_frozen
 from deploy.metrics import Metrics, RequestStats, Window
@@ -76,6 +76,11 @@ class RolloutPlan:
         return f"failed-{self.suffix}"
 
 
+def step_split(candidate: str, stable: str, percent: int) -> dict[str, int]:
+    """The traffic split of one canary step: the candidate's share, the rest on the stable revision."""
+    return {candidate: 100} if percent == 100 else {candidate: percent, stable: 100 - percent}
+
+
 def split_text(split: Split) -> str:
     return split_flag(split).replace(",", ", ") or "no traffic"
 
@@ -89,7 +94,7 @@ class Rollout:
     smoke: Callable[[str], SmokeReport]
     clock: Clock
     log: Callable[[str], None] = print
-    _expected: dict[str, int] = field(default_factory=dict)
+    _expected: dict[str, int] = field(default_factory=dict, init=False)
 
     def run(self) -> None:
         plan = self.plan
@@ -105,9 +110,8 @@ class Rollout:
 
     def _roll_out(self) -> None:
         plan = self.plan
-        state = self.cloud_run.describe()
-        self._expected = state.split()
-        stable = self._stable_revision(state)
+        self._expected = self.cloud_run.describe().split()
+        stable = self._stable_revision(self._expected)
         self.log(f"serving now: {split_text(self._expected)}; stable revision: {stable or 'none (first deploy)'}")
 
         candidate = plan.candidate_revision
@@ -138,8 +142,7 @@ class Rollout:
         self.cloud_run.retag(add={}, remove=[plan.candidate_tag])
         self.log(f"done: {candidate} serves 100 %")
 
-    def _stable_revision(self, state: ServiceState) -> str | None:
-        split = state.split()
+    def _stable_revision(self, split: Split) -> str | None:
         if len(split) > 1:
             raise RolloutBlocked(
                 f"traffic is split ({split_text(split)}): a rollout may be under way or an operator is testing; "
@@ -150,8 +153,7 @@ class Rollout:
 
     def _canary(self, candidate: str, stable: str) -> None:
         for percent in self.plan.steps:
-            split = {candidate: 100} if percent == 100 else {candidate: percent, stable: 100 - percent}
-            self._shift(split)
+            self._shift(step_split(candidate, stable, percent))
             failures, stats = self._gate(candidate, stable, self.clock.now())
             if failures:
                 self._roll_back(candidate, stable)

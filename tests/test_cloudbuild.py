@@ -7,7 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 import yaml
 
@@ -16,6 +15,8 @@ from deploy.cloud_run import GcloudCloudRun
 from deploy.lock import GcsObjectStore
 from deploy.rollout import RolloutPlan
 from tests.support.gcloud_help import unknown_flags
+from tests.support.terraform import STACK
+from tests.support.terraform import load as load_module
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN = REPO / "cloudbuild.yaml"
@@ -50,12 +51,7 @@ def references(texts: list[str]) -> set[str]:
 
 
 def terraform_substitutions() -> dict[str, str]:
-    with (REPO / "terraform" / "gcp" / "locals.tf").open() as handle:
-        parsed = hcl2.load(handle)
-    merged: dict[str, Any] = {}
-    for block in parsed["locals"]:
-        merged.update(block)
-    return dict(merged["deploy_substitutions"])
+    return dict(load_module(STACK).locals["deploy_substitutions"])
 
 
 def step(document: dict[str, Any], step_id: str) -> dict[str, Any]:
@@ -153,6 +149,21 @@ def test_the_rollout_step_passes_every_option_the_tool_requires_and_no_other() -
     assert {name for name, action in options.items() if action.required} <= passed
 
 
+def test_the_pipeline_defaults_are_the_rollout_tool_defaults() -> None:
+    declared = load(MAIN)["substitutions"]
+    options = {action.option_strings[0]: action for action in parser()._actions if action.option_strings}
+    compared = 0
+    for argument in rollout_arguments():
+        option, _, value = argument.partition("=")
+        action = options[option]
+        if action.required or not value.startswith("$_"):
+            continue
+        convert = action.type if callable(action.type) else str
+        assert convert(declared[value[1:]]) == action.default, f"{value} and {option} disagree"
+        compared += 1
+    assert compared == 9
+
+
 def plan_with_pipeline_defaults() -> RolloutPlan:
     declared = load(MAIN)["substitutions"]
 
@@ -180,7 +191,7 @@ def test_every_gcloud_command_the_rollout_stands_for_exists_with_its_flags() -> 
     objects = GcsObjectStore("bucket")
     commands = [line for line in dry_run(plan, cloud_run, objects) if line.startswith("gcloud ")]
     commands += [shlex.join(objects.read_command("locks/x.json", 7)), "gcloud auth print-access-token"]
-    known = {
+    expected = {
         "run deploy",
         "run services describe",
         "run services update-traffic",
@@ -192,7 +203,7 @@ def test_every_gcloud_command_the_rollout_stands_for_exists_with_its_flags() -> 
     }
     used = set()
     for command in commands:
-        path, unknown = unknown_flags(command, known)
+        path, unknown = unknown_flags(command)
         used.add(path)
         assert unknown == [], f"gcloud {path} has no {unknown}"
-    assert used == known
+    assert used == expected, "the rollout calls only these, each scoped to the one service or bucket"

@@ -183,6 +183,12 @@ def test_the_cli_refuses_an_image_by_tag(capsys: pytest.CaptureFixture[str]) -> 
     assert "must name a digest" in capsys.readouterr().err
 
 
+def test_the_cli_refuses_an_empty_required_option(capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = [argument if not argument.startswith("--lock-bucket") else "--lock-bucket=" for argument in REQUIRED]
+    assert main([*arguments, "--image=registry/app@sha256:ab", "--dry-run"]) == 2
+    assert "empty --lock-bucket" in capsys.readouterr().err
+
+
 def test_the_cli_refuses_steps_that_do_not_end_at_100(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*REQUIRED, "--image=registry/app@sha256:ab", "--steps=10,50", "--dry-run"]) == 2
     assert "end at 100" in capsys.readouterr().err

@@ -12,18 +12,17 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 import yaml
-from hcl2 import SerializationOptions
+
+from tests.support.terraform import BOOTSTRAP, STACK, load
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 SYSTEM_DIAGRAM = DOCS / "system-diagram.mmd"
-STACKS = (REPO / "terraform" / "gcp", REPO / "terraform" / "gcp" / "bootstrap")
+STACKS = (STACK, BOOTSTRAP)
 CLOUDBUILD = REPO / "cloudbuild.yaml"
 
-HCL_OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
 
 # Every Terraform resource that is a component of the system, by address, and the id of the node that draws it.
 # A new resource of a component type fails test_every_component_resource_has_a_node until it is added here and drawn.
@@ -180,21 +179,11 @@ class Resource:
 @cache
 def resources() -> tuple[Resource, ...]:
     """Every resource of the main stack and of the bootstrap that makes its state bucket."""
-    found: list[Resource] = []
-    for stack in STACKS:
-        parsed = []
-        for path in sorted(stack.glob("*.tf")):
-            with path.open() as file:
-                parsed.append(hcl2.load(file, serialization_options=HCL_OPTIONS))
-        local_values: dict[str, Any] = {}
-        for document in parsed:
-            for entry in document.get("locals", []):
-                local_values.update(entry)
-        for document in parsed:
-            for entry in document.get("resource", []):
-                for kind, named in entry.items():
-                    found.extend(Resource(kind, name, body, local_values) for name, body in named.items())
-    return tuple(found)
+    return tuple(
+        Resource(kind, name, body, module.locals)
+        for module in map(load, STACKS)
+        for (kind, name), body in module.resources.items()
+    )
 
 
 def roles(resource: Resource) -> list[str]:

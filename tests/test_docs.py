@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gcloud_help import flags_of
+from tests.support.gcloud_help import unknown_flags
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "terraform" / "gcp" / "README.md"]
@@ -36,22 +36,6 @@ def make_targets() -> set[str]:
     return set(re.findall(r"^([a-z][a-z-]*):", (REPO / "Makefile").read_text(), flags=re.MULTILINE))
 
 
-def gcloud_command_path(words: list[str]) -> str:
-    """The longest run of leading words that gcloud knows as a command (placeholders stop the run)."""
-    leading = []
-    for word in words[1:]:
-        if not re.fullmatch(r"[a-z][a-z0-9-]*", word):
-            break
-        leading.append(word)
-    for end in range(len(leading), 0, -1):
-        try:
-            flags_of(" ".join(leading[:end]))
-        except LookupError:
-            continue
-        return " ".join(leading[:end])
-    raise LookupError(f"no gcloud command in {' '.join(words)}")
-
-
 def test_the_documents_hold_commands_to_check() -> None:
     commands = documented_commands()
     assert sum(command.startswith("gcloud ") for _, command in commands) >= 15
@@ -65,6 +49,15 @@ def test_every_documented_command_exists(document: str, command: str) -> None:
         targets = [word for word in words[1:] if not word.startswith("-") and "=" not in word]
         assert set(targets) <= make_targets(), f"{document}: {command}"
         return
-    path = gcloud_command_path(words)
-    used = {word.split("=", 1)[0] for word in words if word.startswith("--")}
-    assert used <= flags_of(path), f"{document}: gcloud {path} has no {sorted(used - flags_of(path))}"
+    path, unknown = unknown_flags(command)
+    assert unknown == [], f"{document}: gcloud {path} has no {unknown}"
+
+
+def test_a_misspelled_command_or_flag_is_caught() -> None:
+    assert unknown_flags("gcloud run services update-traffic $SERVICE --to-revison=a=1") == (
+        "run services update-traffic",
+        ["--to-revison"],
+    )
+    assert unknown_flags("gcloud run services describe birthday-api --region=x") == ("run services describe", [])
+    with pytest.raises(LookupError, match="no gcloud command"):
+        unknown_flags("gcloud run servces describe birthday-api")

@@ -15,75 +15,21 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 import yaml
 from fastapi.routing import APIRoute
-from hcl2 import SerializationOptions
 
 from app.health import LIVENESS_PATH, READINESS_PATH
 from app.main import create_app
 from app.settings import Settings, environment_variable
+from tests.support.terraform import BOOTSTRAP, STACK, Block, Module, load
 
 REPO = Path(__file__).resolve().parents[1]
-STACK = REPO / "terraform" / "gcp"
-BOOTSTRAP = STACK / "bootstrap"
 REVISION_FILE = REPO / "deploy" / "revision.yaml"
 TFCHECK = REPO.parent / "shared" / "tools" / "tfcheck" / "tfcheck.py"
 
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 PIPELINE_OWNED_FIELDS = {"template", "client", "client_version", "traffic"}
-
-# Plain values: no quotes around strings, no block markers, no comments. Expressions stay as "${...}".
-HCL_OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
-
-Block = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Module:
-    """One Terraform root module, parsed."""
-
-    resources: dict[tuple[str, str], Block]
-    variables: list[tuple[str, str, Block]]  # (file name, variable name, block), in file order
-    outputs: list[tuple[str, Block]]
-    locals: dict[str, Any]
-    terraform: list[Block]
-    text: str  # every .tf file, concatenated
-
-    def resource(self, kind: str, name: str) -> Block:
-        assert (kind, name) in self.resources, f"{kind}.{name} is missing"
-        return self.resources[kind, name]
-
-    def of_type(self, kind: str) -> dict[str, Block]:
-        return {name: body for (found, name), body in self.resources.items() if found == kind}
-
-
-@cache
-def load(directory: Path) -> Module:
-    resources: dict[tuple[str, str], Block] = {}
-    variables: list[tuple[str, str, Block]] = []
-    outputs: list[tuple[str, Block]] = []
-    local_values: dict[str, Any] = {}
-    terraform: list[Block] = []
-    texts = []
-    for path in sorted(directory.glob("*.tf")):
-        texts.append(path.read_text())
-        with path.open() as file:
-            parsed = hcl2.load(file, serialization_options=HCL_OPTIONS)
-        for entry in parsed.get("resource", []):
-            for kind, named in entry.items():
-                for name, body in named.items():
-                    assert (kind, name) not in resources, f"{kind}.{name} is declared twice"
-                    resources[kind, name] = body
-        for entry in parsed.get("variable", []):
-            variables.extend((path.name, name, body) for name, body in entry.items())
-        for entry in parsed.get("output", []):
-            outputs.extend(entry.items())
-        for entry in parsed.get("locals", []):
-            local_values.update(entry)
-        terraform.extend(parsed.get("terraform", []))
-    return Module(resources, variables, outputs, local_values, terraform, "\n".join(texts))
 
 
 def stack() -> Module:
