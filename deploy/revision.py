@@ -71,7 +71,9 @@ class RevisionTemplate:
             f"--set-env-vars={env}",
             f"--startup-probe={self.startup_probe.flag_value()}",
             f"--liveness-probe={self.liveness_probe.flag_value()}",
-            f"--min-instances={self.min_instances}",
+            # The minimum is the service's (see revision.yaml); the revision itself keeps no idle instance.
+            f"--min={self.min_instances}",
+            "--min-instances=0",
             f"--max-instances={self.max_instances}",
             f"--concurrency={self.concurrency}",
             f"--timeout={self.timeout_seconds}s",

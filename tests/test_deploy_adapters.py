@@ -154,7 +154,8 @@ def test_every_revision_setting_becomes_a_deploy_flag() -> None:
     flags = {flag.partition("=")[0]: flag.partition("=")[2] for flag in template.deploy_flags()}
     assert flags["--set-env-vars"].split(",") == [f"{name}={value}" for name, value in template.env.items()]
     assert flags["--startup-probe"].startswith(f"httpGet.path={template.startup_probe.path},")
-    assert flags["--min-instances"] == str(template.min_instances)
+    assert flags["--min"] == str(template.min_instances), "the minimum is the service's"
+    assert flags["--min-instances"] == "0", "tagged revisions without traffic keep no idle instance"
     assert flags["--timeout"] == f"{template.timeout_seconds}s"
     assert {"--cpu-boost", "--cpu-throttling"} <= set(flags)
 

@@ -276,9 +276,11 @@ def test_the_first_revision_is_built_from_the_revision_file() -> None:
     assert template["max_instance_request_concurrency"] == "${local.revision.concurrency}"
     assert template["timeout"] == "${local.revision.timeout_seconds}s"
     assert one(template["scaling"]) == {
-        "min_instance_count": "${local.revision.scaling.min_instances}",
+        "min_instance_count": 0,
         "max_instance_count": "${local.revision.scaling.max_instances}",
-    }
+    }, "no revision minimum: a tagged revision without traffic must not keep a billed idle instance"
+    service = module.resource("google_cloud_run_v2_service", "main")
+    assert one(service["scaling"]) == {"min_instance_count": "${local.revision.scaling.min_instances}"}
     assert one(container["ports"])["container_port"] == "${local.revision.container_port}"
     for probe, key in (("startup_probe", "startup"), ("liveness_probe", "liveness")):
         assert one(one(container[probe])["http_get"])["path"] == f"${{local.revision.probes.{key}.path}}"

@@ -20,8 +20,10 @@ resource "google_cloud_run_v2_service" "main" {
     max_instance_request_concurrency = local.revision.concurrency
     timeout                          = "${local.revision.timeout_seconds}s"
 
+    # No revision minimum: the service's minimum below covers the revisions that serve traffic, and a
+    # tagged revision without traffic (a candidate, a failed one) keeps no idle instance.
     scaling {
-      min_instance_count = local.revision.scaling.min_instances
+      min_instance_count = 0
       max_instance_count = local.revision.scaling.max_instances
     }
 
@@ -67,6 +69,11 @@ resource "google_cloud_run_v2_service" "main" {
         }
       }
     }
+  }
+
+  # The same minimum the pipeline sets with `gcloud run deploy --min`, from the same file, so the two agree.
+  scaling {
+    min_instance_count = local.revision.scaling.min_instances
   }
 
   traffic {
