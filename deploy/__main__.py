@@ -13,7 +13,7 @@ from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
-from deploy.cloud_run import Candidate, GcloudCloudRun
+from deploy.cloud_run import Candidate, CloudRunError, GcloudCloudRun
 from deploy.gates import Thresholds
 from deploy.lock import GcsObjectStore, RolloutBlocked, freeze_name, lock_name
 from deploy.metrics import REQUEST_COUNT, REQUEST_LATENCIES, MonitoringMetrics
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         rollout.run()
-    except RolloutFailed as failure:
+    except (RolloutFailed, CloudRunError) as failure:
         print(f"ROLLOUT FAILED: {failure}", file=sys.stderr)
         return 1
     except RolloutBlocked as blocked:

@@ -95,6 +95,7 @@ class Rollout:
     clock: Clock
     log: Callable[[str], None] = print
     _expected: dict[str, int] = field(default_factory=dict, init=False)
+    _attempted: dict[str, int] = field(default_factory=dict, init=False)
 
     def run(self) -> None:
         plan = self.plan
@@ -136,7 +137,11 @@ class Rollout:
 
         if stable is None:
             self.log("first deploy: no stable revision to compare with, so the smoke test is the only gate")
-            self._shift({candidate: 100})
+            try:
+                self._shift({candidate: 100})
+            except CloudRunError as error:
+                self._mark_failed(candidate)
+                raise RolloutFailed(f"could not send traffic to {candidate}: {error}") from error
         else:
             self._canary(candidate, stable)
         self.cloud_run.retag(add={}, remove=[plan.candidate_tag])
@@ -153,24 +158,32 @@ class Rollout:
 
     def _canary(self, candidate: str, stable: str) -> None:
         for percent in self.plan.steps:
-            self._shift(step_split(candidate, stable, percent))
-            failures, stats = self._gate(candidate, stable, self.clock.now())
+            try:
+                self._shift(step_split(candidate, stable, percent))
+                failures, stats = self._gate(candidate, stable, self.clock.now())
+                figures = f"candidate {stats[0]}; stable {stats[1] or 'no data'}"
+            except OperatorIntervened:
+                raise
+            except Exception as error:  # noqa: BLE001 (whatever stops the judgement fails the candidate, never passes it)
+                failures, figures = [f"could not shift or judge: {type(error).__name__}: {error}"], "no figures"
             if failures:
                 self._roll_back(candidate, stable)
                 raise RolloutFailed(
-                    f"gate at {percent} % failed for {candidate}: {'; '.join(failures)} "
-                    f"[candidate {stats[0]}; stable {stats[1] or 'no data'}]; 100 % is back on {stable}"
+                    f"gate at {percent} % failed for {candidate}: {'; '.join(failures)} [{figures}]; "
+                    f"100 % is back on {stable}"
                 )
-            self.log(f"gate at {percent} % passed: candidate {stats[0]}; stable {stats[1] or 'no data'}")
+            self.log(f"gate at {percent} % passed: {figures}")
 
     def _shift(self, split: dict[str, int]) -> None:
         current = self.cloud_run.describe().split()
-        if current != self._expected:
+        # A shift whose call failed may still have been applied: that split is this rollout's too.
+        if current not in (self._expected, self._attempted):
             raise OperatorIntervened(
                 f"traffic is {split_text(current)}, not the {split_text(self._expected)} this rollout set: "
                 "someone else changed it, so the rollout stops here and leaves traffic as it is"
             )
         self.log(f"traffic: {split_text(current)} -> {split_text(split)}")
+        self._attempted = dict(split)
         self.cloud_run.set_traffic(split)
         self._expected = dict(split)
 
@@ -195,7 +208,14 @@ class Rollout:
         return judge(stats, baseline, plan.thresholds), (stats, baseline)
 
     def _roll_back(self, candidate: str, stable: str) -> None:
-        self._shift({stable: 100})
+        try:
+            self._shift({stable: 100})
+        except CloudRunError as error:
+            current = split_text(self._expected)
+            raise RolloutFailed(
+                f"ROLLBACK FAILED, traffic may still be {current}: send it back by hand with "
+                f"gcloud run services update-traffic --to-revisions={stable}=100 ({error})"
+            ) from error
         self._mark_failed(candidate)
 
     def _mark_failed(self, candidate: str) -> None:

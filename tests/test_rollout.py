@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from deploy.cloud_run import CloudRunError, Split
 from deploy.gates import Thresholds
 from deploy.lock import RolloutBlocked, freeze_name, lock_name
 from deploy.metrics import RequestStats, Window
@@ -130,6 +131,57 @@ def test_a_gate_failure_at_any_step_rolls_back_to_stable(failing_step: int) -> N
     assert f"gate at {failing_step} % failed" in message
     assert "error rate: 10.00% 5xx (40/400) over the 1.00% limit" in message
     assert f"100 % is back on {STABLE}" in message
+
+
+def test_metrics_that_cannot_be_read_fail_the_gate_and_roll_back() -> None:
+    def monitoring_down(revision: str, window: Window) -> RequestStats:
+        raise OSError("monitoring.googleapis.com: 503 Service Unavailable")
+
+    world = World(metrics=monitoring_down)
+    with pytest.raises(RolloutFailed, match=r"gate at 10 % failed .*could not shift or judge: OSError: monitoring"):
+        world.rollout().run()
+    assert world.cloud_run.traffic == {STABLE: 100}
+    assert world.cloud_run.tags == {PLAN.failed_tag: CANDIDATE}
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["refused", "applied-then-reported-failed"])
+def test_a_failed_traffic_change_mid_canary_rolls_back(applied: bool) -> None:
+    def fail_at_50(cloud_run: FakeCloudRun, split: Split) -> None:
+        if split.get(CANDIDATE) == 50:
+            if applied:
+                cloud_run.traffic = dict(split)
+            raise CloudRunError("deadline exceeded")
+
+    world = World()
+    world.cloud_run.on_set_traffic = fail_at_50
+    with pytest.raises(RolloutFailed, match=r"gate at 50 % failed .*CloudRunError: deadline exceeded"):
+        world.rollout().run()
+    assert world.cloud_run.traffic == {STABLE: 100}
+    assert world.cloud_run.tags == {PLAN.failed_tag: CANDIDATE}
+
+
+def test_a_failed_rollback_says_so_and_how_to_finish_it_by_hand() -> None:
+    def refuse_the_rollback(cloud_run: FakeCloudRun, split: Split) -> None:
+        if split == {STABLE: 100}:
+            raise CloudRunError("permission denied")
+
+    world = World(metrics=lambda revision, window: RequestStats(400, 40, 100))
+    world.cloud_run.on_set_traffic = refuse_the_rollback
+    with pytest.raises(RolloutFailed, match=rf"ROLLBACK FAILED.*--to-revisions={STABLE}=100"):
+        world.rollout().run()
+    assert world.objects.objects == {}, "the lock is released all the same"
+
+
+def test_a_first_deploy_whose_traffic_change_fails_is_tagged_failed() -> None:
+    def refuse(cloud_run: FakeCloudRun, split: Split) -> None:
+        raise CloudRunError("quota exceeded")
+
+    world = World(FakeCloudRun.serving(SERVICE, BOOTSTRAP))
+    world.cloud_run.on_set_traffic = refuse
+    with pytest.raises(RolloutFailed, match="could not send traffic"):
+        world.rollout().run()
+    assert world.cloud_run.traffic == {BOOTSTRAP: 100}
+    assert world.cloud_run.tags == {PLAN.failed_tag: CANDIDATE}
 
 
 def test_latency_over_the_limit_fails_the_gate_with_its_figures() -> None:

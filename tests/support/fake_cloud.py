@@ -25,6 +25,8 @@ class FakeCloudRun:
     on_describe: Callable[["FakeCloudRun", int], None] | None = None
     """Called before each describe with its ordinal: the hook for an operator acting mid-rollout."""
     deployed: list[Candidate] = field(default_factory=list)
+    on_set_traffic: Callable[["FakeCloudRun", Split], None] | None = None
+    """Called with each valid split before it applies: the hook for a call that fails, before or after applying."""
 
     @classmethod
     def serving(cls, service: str, revision: str, image: str = "registry/app@sha256:old") -> "FakeCloudRun":
@@ -56,6 +58,8 @@ class FakeCloudRun:
         self.calls.append(f"traffic {dict(sorted(split.items()))}")
         if sum(split.values()) != 100 or not set(split) <= set(self.revisions):
             raise CloudRunError(f"bad split {dict(split)}")
+        if self.on_set_traffic is not None:
+            self.on_set_traffic(self, split)
         self.traffic = dict(split)
 
     def retag(self, add: Mapping[str, str], remove: Sequence[str]) -> None:
