@@ -10,7 +10,7 @@ import math
 import subprocess
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -142,11 +142,27 @@ def parse_distributions(series: Sequence[Mapping[str, Any]]) -> list[Distributio
     return distributions
 
 
+def gcloud_access_token() -> str:
+    """A short-lived token of whoever gcloud runs as: in Cloud Build, the deployer service account."""
+    return subprocess.run(
+        ["gcloud", "auth", "print-access-token"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 class MonitoringMetrics:
-    def __init__(self, project: str, service: str, timeout: float = 30) -> None:
+    def __init__(
+        self,
+        project: str,
+        service: str,
+        timeout: float = 30,
+        api: str = MONITORING_API,
+        token: Callable[[], str] = gcloud_access_token,
+    ) -> None:
         self._project = project
         self._service = service
         self._timeout = timeout
+        self._api = api
+        self._token = token
 
     def request_stats(self, revision: str, window: Window) -> RequestStats:
         total, errors = parse_request_counts(self._list(REQUEST_COUNT, revision, window))
@@ -156,17 +172,15 @@ class MonitoringMetrics:
     def _list(self, metric: str, revision: str, window: Window) -> list[dict[str, Any]]:
         series: list[dict[str, Any]] = []
         params = time_series_query(metric, self._service, revision, window)
-        token = subprocess.run(
-            ["gcloud", "auth", "print-access-token"], capture_output=True, text=True, check=True
-        ).stdout.strip()
+        token = self._token()
         page = ""
         while True:
             query = urllib.parse.urlencode([*params, *([("pageToken", page)] if page else [])])
-            request = urllib.request.Request(  # noqa: S310 (a fixed https URL)
-                f"{MONITORING_API}/projects/{self._project}/timeSeries?{query}",
+            request = urllib.request.Request(  # noqa: S310 (the Monitoring API's https URL)
+                f"{self._api}/projects/{self._project}/timeSeries?{query}",
                 headers={"Authorization": f"Bearer {token}"},
             )
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 (a fixed https URL)
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 (the Monitoring API's https URL)
                 body = json.load(response)
             series.extend(body.get("timeSeries", []))
             page = body.get("nextPageToken", "")

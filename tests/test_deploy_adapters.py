@@ -1,10 +1,13 @@
 """The rollout's edges: Monitoring queries and answers, gcloud's Cloud Run JSON, the revision file, the CLI."""
 
+import http.server
 import json
 import math
+import threading
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import given
@@ -17,6 +20,7 @@ from deploy.metrics import (
     REQUEST_COUNT,
     REQUEST_LATENCIES,
     Distribution,
+    MonitoringMetrics,
     RequestStats,
     Window,
     bucket_upper_bounds,
@@ -203,3 +207,60 @@ def test_the_dry_run_prints_the_plan_and_touches_nothing(capsys: pytest.CaptureF
     assert "--to-revisions=birthday-api-0123456-b1d2=100" in out
     assert "'--set-env-vars=" in out, "quoted for a shell: (default) has parentheses"
     assert f"over the {timedelta(seconds=60)} that start" in out
+
+
+class ScriptedMonitoring(http.server.BaseHTTPRequestHandler):
+    """Answers projects.timeSeries.list like the Monitoring API: two pages of counts, one page of latencies."""
+
+    seen: ClassVar[list[tuple[str, dict[str, list[str]], str | None]]] = []
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        type(self).seen.append((url.path, query, self.headers.get("Authorization")))
+        if "request_count" in query["filter"][0]:
+            if "pageToken" not in query:
+                body: dict[str, Any] = {"timeSeries": [series("2xx", 900)], "nextPageToken": "page-2"}
+            else:
+                body = {"timeSeries": [series("5xx", 100)]}
+        else:
+            options = {"explicitBuckets": {"bounds": [100, 200, 400]}}
+            value = {"distributionValue": {"bucketOptions": options, "bucketCounts": ["980", "15", "5"]}}
+            body = {"timeSeries": [{"points": [{"value": value}]}]}
+        payload = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the test reads what was asked, not a log."""
+
+
+def series(response_class: str, count: int) -> dict[str, Any]:
+    return {
+        "metric": {"labels": {"response_code_class": response_class}},
+        "points": [{"value": {"int64Value": str(count)}}],
+    }
+
+
+def test_the_monitoring_adapter_pages_through_answers_and_sends_its_token() -> None:
+    ScriptedMonitoring.seen.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ScriptedMonitoring)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        api = f"http://127.0.0.1:{server.server_address[1]}/v3"
+        metrics = MonitoringMetrics("p", "birthday-api", api=api, token=lambda: "t0ken")
+        stats = metrics.request_stats("birthday-api-abc", WINDOW)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # 980 under 100 ms, 15 under 200 ms: the 990th is in the 100-200 ms bucket.
+    assert stats == RequestStats(total=1000, server_errors=100, p99_ms=200.0)
+    paths = {path for path, _, _ in ScriptedMonitoring.seen}
+    assert paths == {"/v3/projects/p/timeSeries"}
+    assert [query.get("pageToken") for _, query, _ in ScriptedMonitoring.seen] == [None, ["page-2"], None]
+    assert {authorization for _, _, authorization in ScriptedMonitoring.seen} == {"Bearer t0ken"}
+    assert all('revision_name="birthday-api-abc"' in query["filter"][0] for _, query, _ in ScriptedMonitoring.seen)
