@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.clock import Clock, ZoneClock
+from app.encoded_slashes import EncodedSlashesStayInSegments
 from app.health import add_health_routes
 from app.hello import add_hello_routes
 from app.logs import TraceContextMiddleware
@@ -34,10 +35,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # Cloud Run already measures and traces every request; FastAPI's own OpenTelemetry hooks would only
         # cost time on each one.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # /hello/John/ is no route (404), not a redirect built from the client's Host header.
+        redirect_slashes=False,
     )
     app.state.clock = clock or ZoneClock(settings.zone)
     install_problem_handlers(app)
     add_hello_routes(app)
     add_health_routes(app)
+    app.add_middleware(EncodedSlashesStayInSegments)
     app.add_middleware(TraceContextMiddleware)
     return app

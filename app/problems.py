@@ -1,5 +1,6 @@
 """Every error answer, as RFC 9457 problem details, from one table."""
 
+import logging
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, NamedTuple
@@ -9,8 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 
+from app.contract import rejection
 from app.errors import (
     BodyTooLarge,
     InvalidBody,
@@ -21,6 +24,8 @@ from app.errors import (
     UnsupportedMediaType,
     UserNotFound,
 )
+
+logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # URNs, not URLs: stable names that nobody expects to dereference (RFC 9457, section 3.1.1).
@@ -114,8 +119,18 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 def _request_validation_error(request: Request, error: Exception) -> JSONResponse:
-    # No route declares parameters FastAPI validates, so this is a guard that keeps FastAPI's 422 out for good.
-    return problem_response(HTTPStatus.BAD_REQUEST, "the request does not match the API; see /docs")
+    if not isinstance(error, RequestValidationError):
+        return _unexpected_error(request, error)
+    answer = rejection(error.errors())
+    if answer is None:
+        return problem_response(HTTPStatus.BAD_REQUEST, "the request does not match the API; see /docs")
+    return _service_error(request, answer)
+
+
+def _client_disconnected(request: Request, error: Exception) -> JSONResponse:
+    # Nobody is left to read the answer; this is the client's doing, not an error of the service.
+    logger.info("The client left before sending the whole body of %s %s", request.method, request.url.path)
+    return problem_response(HTTPStatus.BAD_REQUEST, "the connection closed before the whole body arrived")
 
 
 def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
@@ -126,7 +141,21 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(Exception, _unexpected_error)
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI documents a 422 for the validation errors it would answer itself; here they are 400s.
+        schema = generate_openapi()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def problem_responses(*statuses: HTTPStatus) -> dict[int | str, dict[str, Any]]:

@@ -121,8 +121,15 @@ class TestUsernames:
         assert_problem(put(client, username, {"dateOfBirth": "1990-01-01"}), 400, "invalid-username", "ASCII letters")
         assert_problem(client.get(f"/hello/{username}"), 400, "invalid-username", "ASCII letters")
 
+    @pytest.mark.parametrize("username", ["a%2Fb", "a%2fb", "John%2F"])
+    def test_an_encoded_slash_is_part_of_the_username_and_so_400(self, client: TestClient, username: str) -> None:
+        assert_problem(put(client, username, {"dateOfBirth": "1990-01-01"}), 400, "invalid-username", "ASCII letters")
+        assert_problem(client.get(f"/hello/{username}"), 400, "invalid-username", "ASCII letters")
+
     def test_a_bad_username_is_reported_before_a_bad_body(self, client: TestClient) -> None:
         assert_problem(put(client, "John1", b"nonsense"), 400, "invalid-username")
+        assert_problem(put(client, "John1", b"{}", headers={"Content-Type": "text/plain"}), 400, "invalid-username")
+        assert_problem(put(client, "John1", b"x" * 2048), 400, "invalid-username")
 
     def test_an_empty_username_is_no_route(self, client: TestClient) -> None:
         assert_problem(client.get("/hello/"), 404, "about:blank")
@@ -211,6 +218,35 @@ class TestBodies:
         response = put(client, "John", {"dateOfBirth": "1990-01-01"}, headers={"Content-Type": content_type})
         assert_problem(response, 415, "unsupported-media-type", "send Content-Type: application/json")
 
+    @pytest.mark.parametrize(
+        "content_type",
+        ["application/json; charset=latin-1", "application/json; charset=utf-16", "application/json; version=2"],
+    )
+    def test_a_charset_other_than_utf_8_is_415(self, client: TestClient, content_type: str) -> None:
+        response = put(client, "John", {"dateOfBirth": "1990-01-01"}, headers={"Content-Type": content_type})
+        assert_problem(response, 415, "unsupported-media-type", "UTF-8")
+
+    def test_a_body_that_is_not_utf_8_is_400_even_without_a_content_type(self, client: TestClient) -> None:
+        utf_16 = json.dumps({"dateOfBirth": "1990-01-01"}).encode("utf-16")
+        assert_problem(put(client, "John", utf_16, headers={}), 400, "invalid-body", "not valid JSON")
+
+    def test_two_content_types_are_415_not_a_guess(self, client: TestClient) -> None:
+        headers = [("Content-Type", "application/json"), ("Content-Type", "text/plain")]
+        response = client.put("/hello/John", content=b'{"dateOfBirth": "1990-01-01"}', headers=headers)
+        assert_problem(response, 415, "unsupported-media-type", "2 Content-Type headers")
+
+    @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "identity, gzip"])
+    def test_a_compressed_body_is_415(self, client: TestClient, encoding: str) -> None:
+        headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+        assert_problem(
+            put(client, "John", {"dateOfBirth": "1990-01-01"}, headers=headers), 415, "unsupported-media-type"
+        )
+        assert_problem(client.get("/hello/John"), 404, "user-not-found")
+
+    def test_content_encoding_identity_is_no_encoding(self, client: TestClient) -> None:
+        headers = {"Content-Type": "application/json", "Content-Encoding": "identity"}
+        assert put(client, "John", {"dateOfBirth": "1990-01-01"}, headers=headers).status_code == 204
+
     def test_a_body_over_1_kib_is_413(self, client: TestClient) -> None:
         body = json.dumps({"dateOfBirth": "1990-01-01", "padding": "x" * 1024}).encode()
         assert_problem(put(client, "John", body), 413, "body-too-large", "1024 bytes")
@@ -245,6 +281,15 @@ class TestOtherAnswers:
 
     def test_unknown_paths_are_404_problems(self, client: TestClient) -> None:
         assert_problem(client.get("/nothing/here"), 404, "about:blank", "/nothing/here")
+
+    @pytest.mark.parametrize("method", ["GET", "PUT"])
+    def test_a_trailing_slash_is_no_route_and_never_a_redirect(self, client: TestClient, method: str) -> None:
+        put(client, "Alice", {"dateOfBirth": "1990-12-04"})
+        response = client.request(
+            method, "/hello/Alice/", headers={**JSON, "Host": "evil.example"}, content=b'{"dateOfBirth": "1990-01-01"}'
+        )
+        assert_problem(response, 404, "about:blank", "/hello/Alice/")
+        assert "location" not in response.headers
 
     def test_no_answer_is_ever_a_422(self, client: TestClient) -> None:
         spec = client.get("/openapi.json").json()

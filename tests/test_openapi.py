@@ -34,15 +34,27 @@ def test_errors_are_documented_as_problem_details(client: TestClient) -> None:
                 assert "Retry-After" in response["headers"]
 
 
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema itself, where `schema` may be a local $ref into the document's components."""
+    if "$ref" not in schema:
+        return schema
+    *_, name = schema["$ref"].split("/")
+    resolved: dict[str, Any] = document["components"]["schemas"][name]
+    return resolved
+
+
 def test_the_username_and_body_carry_the_contract(client: TestClient) -> None:
-    spec = operations(client.get("/openapi.json").json())
+    document = client.get("/openapi.json").json()
+    spec = operations(document)
     put = spec[("/hello/{username}", "put")]
     (username,) = put["parameters"]
     assert username["schema"]["pattern"] == "^[A-Za-z]{1,100}$"
-    body = put["requestBody"]["content"]["application/json"]["schema"]
+    assert (username["schema"]["minLength"], username["schema"]["maxLength"]) == (1, 100)
+    body = resolve(document, put["requestBody"]["content"]["application/json"]["schema"])
     assert body["required"] == ["dateOfBirth"]
     assert body["additionalProperties"] is False
     assert body["properties"]["dateOfBirth"]["pattern"] == "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+    assert body["properties"]["dateOfBirth"]["type"] == "string"
     greeting = spec[("/hello/{username}", "get")]["responses"]["200"]["content"]["application/json"]["schema"]
     assert greeting == {"$ref": "#/components/schemas/Greeting"}
 

@@ -1,17 +1,57 @@
-"""The contract's input rules as pure functions, with hypothesis where the standard library is an oracle."""
+"""The contract's input rules as the types FastAPI validates with, with hypothesis where an oracle exists:
+the pattern published in /openapi.json, and the standard library's calendar."""
 
 import re
 import string
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
-from app.errors import InvalidDateOfBirth, InvalidUsername
-from app.validation import DATE_PATTERN, USERNAME_PATTERN, parse_date_of_birth, parse_username
+from app.contract import DateOfBirthBody, Username, rejection
+from app.errors import InvalidDateOfBirth, InvalidUsername, ServiceError
+from app.main import create_app
+from app.settings import Settings
 
 TODAY = date(2026, 11, 29)
+USERNAMES = TypeAdapter(Username)
+OPENAPI = create_app(Settings(store="memory")).openapi()
+
+
+def published(parameter_or_field: str) -> str:
+    """The pattern /openapi.json publishes for the username or the date of birth (an ECMA regex)."""
+    if parameter_or_field == "username":
+        (username,) = OPENAPI["paths"]["/hello/{username}"]["put"]["parameters"]
+        return str(username["schema"]["pattern"])
+    return str(OPENAPI["components"]["schemas"]["DateOfBirthBody"]["properties"]["dateOfBirth"]["pattern"])
+
+
+def parse_username(raw: str) -> str:
+    """What the service makes of a username: the value, or the contract's own rejection."""
+    try:
+        return USERNAMES.validate_python(raw)
+    except ValidationError as error:
+        raise _contract_error(error, loc_prefix=("path", "username")) from None
+
+
+def parse_date_of_birth(raw: object, today: date) -> date:
+    try:
+        body = DateOfBirthBody.model_validate({"dateOfBirth": raw})
+    except ValidationError as error:
+        raise _contract_error(error, loc_prefix=("body",)) from None
+    return body.born_before(today)
+
+
+def _contract_error(error: ValidationError, loc_prefix: tuple[str, ...]) -> ServiceError:
+    errors: list[dict[str, Any]] = [
+        {**details, "loc": loc_prefix + tuple(details["loc"])} for details in error.errors(include_url=False)
+    ]
+    answer = rejection(errors)
+    assert answer is not None
+    return answer
 
 
 @given(st.text(alphabet=string.ascii_letters, min_size=1, max_size=100))
@@ -22,14 +62,14 @@ def test_ascii_letters_are_usernames(name: str) -> None:
 @given(st.text(max_size=120))
 def test_usernames_follow_the_openapi_pattern(name: str) -> None:
     # The pattern published in /openapi.json (an ECMA regex) is the oracle for the server-side rule.
-    published = re.fullmatch(USERNAME_PATTERN.strip("^$"), name, flags=re.ASCII) is not None
+    accepted_by_pattern = re.fullmatch(published("username").strip("^$"), name, flags=re.ASCII) is not None
     try:
         parse_username(name)
     except InvalidUsername:
         accepted = False
     else:
         accepted = True
-    assert accepted == published
+    assert accepted == accepted_by_pattern
 
 
 # Long s and the Kelvin sign match [A-Za-z] under re.IGNORECASE; they must not pass here.
@@ -56,7 +96,7 @@ def test_today_and_later_are_rejected(day: date) -> None:
 @given(st.text(max_size=12))
 def test_strings_that_are_not_iso_dates_are_rejected(text: str) -> None:
     try:
-        expected = date.fromisoformat(text) if re.fullmatch(DATE_PATTERN.strip("^$"), text, re.ASCII) else None
+        expected = date.fromisoformat(text) if re.fullmatch(published("date").strip("^$"), text, re.ASCII) else None
     except ValueError:
         expected = None
     if expected is None or expected >= TODAY:
