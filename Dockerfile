@@ -47,5 +47,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['PORT']}/health/live\", timeout=2)"]
 # Exec form: SIGTERM reaches the Python process directly. `python -m app` runs uvicorn with uvloop and
-# httptools, one worker, proxy headers trusted and a graceful shutdown inside Cloud Run's 10 s (app/__main__.py).
+# httptools, one worker, a cap on request headers and a graceful shutdown inside Cloud Run's 10 s (app/__main__.py).
 ENTRYPOINT ["python", "-m", "app"]

@@ -37,10 +37,9 @@ def main() -> None:
             http="httptools",
             lifespan="on",
             log_config=None,
-            access_log=settings.access_log,
-            # Cloud Run's front end is the only client that can reach the container.
-            proxy_headers=True,
-            forwarded_allow_ips="*",
+            # The app writes its own access log (app/logs.py), which is the only place the client's address is used.
+            access_log=False,
+            proxy_headers=False,
             server_header=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )

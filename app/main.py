@@ -10,7 +10,7 @@ from app.clock import Clock, ZoneClock
 from app.encoded_slashes import EncodedSlashesStayInSegments
 from app.health import add_health_routes
 from app.hello import add_hello_routes
-from app.logs import TraceContextMiddleware
+from app.logs import RequestLogMiddleware
 from app.problems import install_problem_handlers
 from app.settings import Settings
 from app.storage.factory import open_store
@@ -43,5 +43,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     add_hello_routes(app)
     add_health_routes(app)
     app.add_middleware(EncodedSlashesStayInSegments)
-    app.add_middleware(TraceContextMiddleware)
+    app.add_middleware(RequestLogMiddleware, access_log=settings.access_log)
     return app
