@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from app.logs import configure_logging
 from app.main import create_app
+from app.server import HeadLimitedHttpToolsProtocol
 from app.settings import Settings, discover_project_id, environment_variable
 
 # Cloud Run sends SIGKILL 10 s after SIGTERM; in-flight requests get this long, closing the store the rest.
@@ -34,7 +35,7 @@ def main() -> None:
             host=settings.host,
             port=settings.port,
             loop="uvloop",
-            http="httptools",
+            http=HeadLimitedHttpToolsProtocol,
             lifespan="on",
             log_config=None,
             # The app writes its own access log (app/logs.py), which is the only place the client's address is used.
