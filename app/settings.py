@@ -27,6 +27,12 @@ class Settings(BaseSettings):
         description="Google Cloud project id; on Cloud Run, found from the metadata server when unset.",
     )
     firestore_database: str = Field(default="(default)", min_length=1, description="Firestore database id.")
+    firestore_emulator_host: str | None = Field(
+        default=None,
+        # The variable Google's client libraries and the emulator's own instructions use.
+        validation_alias=AliasChoices("FIRESTORE_EMULATOR_HOST"),
+        description="host:port of a Firestore emulator to use instead of Firestore; unset in production.",
+    )
     collection: str = Field(
         default="users",
         min_length=1,

@@ -1,7 +1,10 @@
-"""`make bench`: throughput, latency, memory and start-up of the service, next to a straightforward baseline.
+"""`make bench`: start-up, throughput, latency and memory of the service, side by side with a straightforward
+baseline and, for reads, with the async Firestore client alone.
 
-Both run against one Firestore emulator and the same stored users, one at a time so they never share the CPU.
-Load comes from wrk on loopback, bounded in time.
+Everything runs against one Firestore emulator and the same stored users. The machine is shared and noisy, so
+every figure that is compared is measured in rounds: in each round the service, the baseline (and for GETs the
+direct client) run one after the other, in alternating order, and each ratio is the median of the rounds'
+ratios, printed with its range. Load comes from wrk on loopback, bounded in time.
 """
 
 import itertools
@@ -15,20 +18,39 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.health import LIVENESS_PATH
+from app.health import READINESS_PATH
 from dev.emulator import FirestoreEmulator
 from dev.network import free_port
 from dev.service import ServiceProcess
 
-USERS = 300
+USERS = 200
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 STARTS = 5
 WARM_UP_SECONDS = 5
 PROJECT = "demo-bench"
 COLLECTION = f"bench-{int(time.time())}"
+DATE_OF_BIRTH = "1990-06-15"
+LOADS = (("GET", 32), ("GET", 128), ("PUT", 32))
+SERVICE_COMMAND = (sys.executable, "-m", "app")
+BASELINE_COMMAND = (
+    sys.executable,
+    "-m",
+    "uvicorn",
+    "--factory",
+    "dev.baseline:create_baseline_app",
+    "--host",
+    "127.0.0.1",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+    "--port",
+    "{port}",
+)
 
 
 @dataclass
@@ -46,7 +68,7 @@ def usernames() -> list[str]:
 
 def lua_script(directory: Path, method: str) -> Path:
     names = ", ".join(f'"{name}"' for name in usernames())
-    body = 'wrk.headers["Content-Type"] = "application/json"\nlocal body = \'{"dateOfBirth": "1990-06-15"}\'\n'
+    body = f'wrk.headers["Content-Type"] = "application/json"\nlocal body = \'{{"dateOfBirth": "{DATE_OF_BIRTH}"}}\'\n'
     call = (
         'wrk.format("PUT", "/hello/" .. name, nil, body)' if method == "PUT" else 'wrk.format("GET", "/hello/" .. name)'
     )
@@ -83,7 +105,7 @@ def seed(base_url: str) -> None:
     for name in usernames():
         request = urllib.request.Request(  # noqa: S310 - loopback
             f"{base_url}/hello/{name}",
-            data=b'{"dateOfBirth": "1990-06-15"}',
+            data=f'{{"dateOfBirth": "{DATE_OF_BIRTH}"}}'.encode(),
             method="PUT",
             headers={"Content-Type": "application/json"},
         )
@@ -92,43 +114,90 @@ def seed(base_url: str) -> None:
                 raise RuntimeError(f"seeding {name} answered {response.status}")
 
 
-@dataclass
-class Measured:
-    runs: dict[str, LoadResult]
-    peak_rss_mb: float
+def ceiling(env: Mapping[str, str], seconds: int = SECONDS, readers: int = 32) -> float:
+    """Reads per second of the async Firestore client alone (dev/ceiling.py), as many readers as wrk connections."""
+    output = subprocess.run(
+        [sys.executable, "-m", "dev.ceiling", str(seconds), str(readers), *usernames()],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    return float(output.strip())
 
 
-def measure(name: str, command: list[str], env: dict[str, str], work: Path, *, seed_users: bool) -> Measured:
-    server = ServiceProcess(env, work / f"{name}.log", command)
-    server.start()
+def start_up(env: Mapping[str, str], work: Path, until: str) -> float:
+    """Seconds from `python -m app` starting to its first 200 on `until`, polled every 10 ms."""
+    server = ServiceProcess(env, work / "start-up.log", SERVICE_COMMAND)
     try:
-        if seed_users:
-            seed(server.base_url)
-        get, put = lua_script(work, "GET"), lua_script(work, "PUT")
-        # The emulator is a JVM: without a warm-up, whichever server runs first pays for its JIT.
-        wrk(server.base_url, get, 32, seconds=WARM_UP_SECONDS)
-        runs = {
-            "GET c=32": wrk(server.base_url, get, 32),
-            "GET c=128": wrk(server.base_url, get, 128),
-            "PUT c=32": wrk(server.base_url, put, 32),
-        }
-        return Measured(runs, server.peak_rss_mb())
+        return server.start(until=until, interval=0.01)
     finally:
         server.terminate()
 
 
-def report(results: dict[str, Measured]) -> None:
-    print(f"{'':10} {'load':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for name, measured in results.items():
-        for load, run in measured.runs.items():
-            print(
-                f"{name:10} {load:10} {run.requests_per_second:9.0f} {run.p50_ms:8.1f} {run.p99_ms:8.1f} "
-                f"{run.errors:7d}"
-            )
-        print(f"{name:10} peak RSS {measured.peak_rss_mb:.0f} MB")
-    for load in results["service"].runs:
-        ratio = results["service"].runs[load].requests_per_second / results["baseline"].runs[load].requests_per_second
-        print(f"service/baseline requests/s, {load}: {ratio:.2f}x")
+def spread(values: list[float], unit: str = "", digits: int = 2) -> str:
+    return (
+        f"median {statistics.median(values):.{digits}f}{unit} "
+        f"(min {min(values):.{digits}f}, max {max(values):.{digits}f}, n={len(values)})"
+    )
+
+
+def measure_start_up(variants: Mapping[str, Mapping[str, str]], work: Path) -> None:
+    """Each variant's start-up, the variants interleaved start by start so that they share the machine's moods."""
+    first_get = f"/hello/{usernames()[0]}"
+    targets = {READINESS_PATH: "first 200 on " + READINESS_PATH, first_get: "first served GET /hello/<user>"}
+    times: dict[tuple[str, str], list[float]] = {(name, path): [] for name in variants for path in targets}
+    for _ in range(STARTS):
+        for name, env in variants.items():
+            for path in targets:
+                times[(name, path)].append(start_up(env, work, path))
+    for (name, path), seconds in times.items():
+        print(f"start-up, {name}, process start to {targets[path]}: {spread(seconds, ' s')}")
+
+
+def run_rounds(
+    servers: Mapping[str, ServiceProcess], work: Path, direct: Callable[[], float]
+) -> dict[tuple[str, str], list[LoadResult]]:
+    scripts = {method: lua_script(work, method) for method in ("GET", "PUT")}
+    # The emulator is a JVM: without a warm-up, whichever server runs first pays for its JIT.
+    for server in servers.values():
+        wrk(server.base_url, scripts["GET"], 32, seconds=WARM_UP_SECONDS)
+    results: dict[tuple[str, str], list[LoadResult]] = {}
+    for round_number in range(ROUNDS):
+        order = list(servers) if round_number % 2 == 0 else list(reversed(list(servers)))
+        for method, connections in LOADS:
+            load = f"{method} c={connections}"
+            for name in order:
+                result = wrk(servers[name].base_url, scripts[method], connections)
+                results.setdefault((name, load), []).append(result)
+            if (method, connections) == ("GET", 32):
+                rate = direct()
+                results.setdefault(("direct client", load), []).append(LoadResult(rate, 0, 0, 0))
+        print(f"round {round_number + 1} of {ROUNDS} done", flush=True)
+    return results
+
+
+def report(results: dict[tuple[str, str], list[LoadResult]], peak_rss_mb: Mapping[str, float]) -> None:
+    print(f"\n{'':14} {'load':10} {'req/s (median of rounds)':>26} {'p50 ms':>7} {'p99 ms':>7} {'errors':>7}")
+    for (name, load), runs in results.items():
+        rates = [run.requests_per_second for run in runs]
+        print(
+            f"{name:14} {load:10} {statistics.median(rates):9.0f} [{min(rates):5.0f}-{max(rates):5.0f}]"
+            f"{'':6} {statistics.median(run.p50_ms for run in runs):7.1f} "
+            f"{statistics.median(run.p99_ms for run in runs):7.1f} {sum(run.errors for run in runs):7d}"
+        )
+    for name, megabytes in peak_rss_mb.items():
+        print(f"{name:14} peak RSS (VmHWM) {megabytes:.0f} MB")
+    print()
+    for _, load in [key for key in results if key[0] == "service"]:
+        service = [run.requests_per_second for run in results[("service", load)]]
+        baseline = [run.requests_per_second for run in results[("baseline", load)]]
+        print(f"service / baseline, {load}: {spread([s / b for s, b in zip(service, baseline, strict=True)], 'x')}")
+        if ("direct client", load) in results:
+            direct = [run.requests_per_second for run in results[("direct client", load)]]
+            ratios = [100 * s / d for s, d in zip(service, direct, strict=True)]
+            print(f"service / direct-client ceiling, {load}: {spread(ratios, ' %', digits=0)}")
 
 
 def main() -> int:
@@ -145,37 +214,23 @@ def main() -> int:
         "BIRTHDAY_COLLECTION": COLLECTION,
         "BIRTHDAY_LOG_LEVEL": "WARNING",
     }
-    service_command = [sys.executable, "-m", "app"]
-    baseline_command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "dev.baseline:create_baseline_app",
-        "--host",
-        "127.0.0.1",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--port",
-        "{port}",
-    ]
-    results: dict[str, Measured] = {}
+    print(f"bench: {USERS} users, {ROUNDS} rounds of {SECONDS} s per load, {os.cpu_count()} CPUs", flush=True)
+    servers = {
+        "service": ServiceProcess(env, work / "service.log", SERVICE_COMMAND),
+        "baseline": ServiceProcess(env, work / "baseline.log", BASELINE_COMMAND),
+    }
     try:
-        starts = []
-        for _ in range(STARTS):
-            server = ServiceProcess(env, work / "service.log", service_command)
-            starts.append(server.start())
-            server.terminate()
-        print(
-            f"start-up to first 200 on {LIVENESS_PATH}: median {statistics.median(starts):.2f} s of {STARTS} "
-            f"({', '.join(f'{s:.2f}' for s in starts)})"
-        )
-        results["service"] = measure("service", service_command, env, work, seed_users=True)
-        results["baseline"] = measure("baseline", baseline_command, env, work, seed_users=False)
+        for server in servers.values():
+            server.start()
+        seed(servers["service"].base_url)
+        measure_start_up({"service": env}, work)
+        results = run_rounds(servers, work, lambda: ceiling(env))
+        peak = {name: server.peak_rss_mb() for name, server in servers.items()}
     finally:
+        for server in servers.values():
+            server.kill()
         emulator.stop()
-    report(results)
+    report(results, peak)
     return 0
 
 

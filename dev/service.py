@@ -33,14 +33,16 @@ class ServiceProcess:
         self._cwd = cwd
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30) -> float:
-        """Seconds from process start to the first 200 on the liveness path."""
+    def start(self, timeout: float = 30, *, until: str = LIVENESS_PATH, interval: float = 0.05) -> float:
+        """Seconds from process start to the first 200 on `until` (a path), polled every `interval` seconds."""
         started = time.monotonic()
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 self._command, env=self.env, cwd=self._cwd, stdout=log, stderr=subprocess.STDOUT
             )
-        wait_until(lambda: answers_200(self.base_url + LIVENESS_PATH), timeout=timeout, what="the service starting")
+        wait_until(
+            lambda: answers_200(self.base_url + until), timeout=timeout, what="the service starting", interval=interval
+        )
         return time.monotonic() - started
 
     @property

@@ -4,17 +4,19 @@ import asyncio
 import subprocess
 import sys
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx2
 import pytest
 
+from app.birthdays import days_until_birthday, greeting
 from app.health import READINESS_PATH
 from dev.emulator import FirestoreEmulator
 from dev.network import free_port, wait_until
 from dev.service import REPOSITORY, ServiceProcess
 from tests.conftest import TEST_PROJECT
-from tests.support.outage import assert_every_storage_call_is_503_within
+from tests.support.outage import SwitchableStorage, assert_every_storage_call_is_503_within
 from tests.support.slow_proxy import slow_proxy
 
 pytestmark = pytest.mark.slow
@@ -67,6 +69,27 @@ def test_firestore_without_a_project_refuses_to_start() -> None:
     assert "set BIRTHDAY_PROJECT_ID" in result.stdout
 
 
+def test_firestore_without_credentials_stops_start_up_at_once(tmp_path: Path) -> None:
+    # No emulator, so the real Firestore, with credentials that do not exist: a configuration that can never work.
+    result = subprocess.run(
+        [sys.executable, "-m", "app"],
+        env={
+            "PATH": "",
+            "PORT": str(free_port()),
+            "BIRTHDAY_PROJECT_ID": "demo-no-credentials",
+            "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "missing.json"),
+        },
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 3
+    assert "missing.json" in result.stdout
+    assert "Application startup failed" in result.stdout
+
+
 def test_sigterm_lets_requests_in_flight_finish(emulator: FirestoreEmulator, tmp_path: Path) -> None:
     with slow_proxy(emulator.host, delay=0.4) as slow_firestore:
         process = ServiceProcess(
@@ -98,27 +121,47 @@ def test_sigterm_lets_requests_in_flight_finish(emulator: FirestoreEmulator, tmp
     assert "Application shutdown complete" in process.log()
 
 
-def test_firestore_outage_is_503_and_the_same_process_recovers(tmp_path: Path) -> None:
-    outage_emulator = FirestoreEmulator(free_port(), tmp_path / "emulator.log")
-    outage_emulator.start()
-    process = ServiceProcess(
-        service_env(outage_emulator.host, "outage", BIRTHDAY_REQUEST_DEADLINE_SECONDS="1"), tmp_path / "service.log"
-    )
-    try:
-        process.start()
-        with httpx2.Client(base_url=process.base_url, timeout=10) as client:
-            wait_until(lambda: client.get(READINESS_PATH).status_code == 200, timeout=30, what="readiness")
-            assert client.put("/hello/Ada", json={"dateOfBirth": "1815-12-10"}).status_code == 204
-            outage_emulator.stop()
-            assert_every_storage_call_is_503_within(client, 2.5)
-            outage_emulator.start()
-            wait_until(lambda: client.get(READINESS_PATH).status_code == 200, timeout=30, what="readiness coming back")
-            assert client.put("/hello/Ada", json={"dateOfBirth": "1815-12-10"}).status_code == 204
-            assert client.get("/hello/Ada").status_code == 200
-        assert process.process.poll() is None, "the same process served before, during and after the outage"
-    finally:
-        process.kill()
-        outage_emulator.stop()
+OUTAGE_SECONDS = 40
+RECOVERY_BOUND_SECONDS = 3
+
+
+def test_after_a_40_s_firestore_outage_the_first_2xx_comes_within_3_s(
+    emulator: FirestoreEmulator, tmp_path: Path
+) -> None:
+    """Firestore goes away for 40 s while clients keep asking, then answers again at the same address. With gRPC's
+    default reconnect backoff (1 s growing by 1.6 up to 120 s) the channel would by then try again only every
+    15 to 30 s, and the service would go on answering 503 for as long after Firestore is back."""
+    with SwitchableStorage(emulator.host) as firestore:
+        process = ServiceProcess(
+            service_env(firestore.address, f"outage-{time.time_ns()}", BIRTHDAY_REQUEST_DEADLINE_SECONDS="1"),
+            tmp_path / "service.log",
+        )
+        try:
+            process.start()
+            with httpx2.Client(base_url=process.base_url, timeout=10) as client:
+                wait_until(lambda: client.get(READINESS_PATH).status_code == 200, timeout=30, what="readiness")
+                assert client.put("/hello/Ada", json={"dateOfBirth": "1815-12-10"}).status_code == 204
+                firestore.switch_off()
+                went_away = time.monotonic()
+                assert_every_storage_call_is_503_within(client, 2.5)
+                while time.monotonic() < went_away + OUTAGE_SECONDS:
+                    # Clients and Cloud Run's probes keep asking throughout; each answer is a prompt 503.
+                    assert client.get("/hello/Ada").status_code == 503
+                    time.sleep(1)
+                late_attempts = [at for at in firestore.refused_at if at > went_away + OUTAGE_SECONDS - 10]
+                assert len(late_attempts) >= 5, f"the channel gave up trying: {len(late_attempts)} tries in 10 s"
+                firestore.switch_on()
+                back = time.monotonic()
+                while (status := client.get("/hello/Ada").status_code) != 200:
+                    assert status == 503
+                    assert time.monotonic() - back < RECOVERY_BOUND_SECONDS, "Firestore is back, the service is not"
+                    time.sleep(0.05)
+                assert time.monotonic() - back < RECOVERY_BOUND_SECONDS
+                assert client.put("/hello/Ada", json={"dateOfBirth": "1815-12-10"}).status_code == 204
+                assert client.get(READINESS_PATH).status_code == 200
+            assert process.process.poll() is None, "the same process served before, during and after the outage"
+        finally:
+            process.kill()
 
 
 def test_200_concurrent_puts_and_gets_keep_every_user_consistent(service: ServiceProcess) -> None:
@@ -149,6 +192,31 @@ def test_200_concurrent_puts_and_gets_keep_every_user_consistent(service: Servic
             assert stored is not None
             assert stored["dateOfBirth"] in written[user]
         direct.close()  # type: ignore[no-untyped-call]
+
+
+def test_every_get_after_a_204_sees_that_put_while_others_write_concurrently(service: ServiceProcess) -> None:
+    """Read-after-write under load: 40 clients at once, each writing its own user three times and reading it back
+    after each 204, while their writes and reads share batched commits and batched reads."""
+    users = [f"Reader{chr(65 + n // 26)}{chr(97 + n % 26)}" for n in range(40)]
+    today = datetime.now(UTC).date()
+
+    async def write_then_read(client: httpx2.AsyncClient, user: str) -> list[tuple[str, str]]:
+        seen = []
+        for month in (3, 7, 11):
+            day = date(1990, month, 1 + len(user) % 27)
+            assert (await client.put(f"/hello/{user}", json={"dateOfBirth": day.isoformat()})).status_code == 204
+            answer = (await client.get(f"/hello/{user}")).json()["message"]
+            seen.append((answer, greeting(user, days_until_birthday(day, today))))
+        return seen
+
+    async def everyone() -> list[list[tuple[str, str]]]:
+        limits = httpx2.Limits(max_connections=len(users))
+        async with httpx2.AsyncClient(base_url=service.base_url, timeout=30, limits=limits) as client:
+            return list(await asyncio.gather(*(write_then_read(client, user) for user in users)))
+
+    for seen in asyncio.run(everyone()):
+        for answer, expected in seen:
+            assert answer == expected
 
 
 def service_env_host(service: ServiceProcess) -> str:

@@ -1,36 +1,41 @@
-"""Coalesces concurrent reads into batched fetches.
+"""Coalesces concurrent calls into batches: reads into one batched fetch, writes into one commit.
 
-A read only ever joins a batch that has not been sent yet, so every read is issued after it was asked for:
-a read that starts after a write has returned still sees that write.
+A call only ever joins a batch that has not been sent yet, so every call is sent after it was made: a read
+that starts after a write has returned sees that write. Within a batch a key appears once; a later call for
+the same key replaces the earlier one's value (for writes: the later PUT wins) and both wait for the batch.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 
-class BatchedLoader[K, V]:
+class Coalescer[K, V, R]:
     def __init__(
         self,
-        fetch_many: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]],
+        run_batch: Callable[[Mapping[K, V]], Awaitable[Mapping[K, R]]],
         *,
         max_batch_size: int,
         max_batches_in_flight: int,
     ) -> None:
-        self._fetch_many = fetch_many
+        """`run_batch` gets each key's latest value and answers with a result for some of the keys (None for
+        the others); when it raises, every call in the batch raises the same error."""
+        self._run_batch = run_batch
         self._max_batch_size = max_batch_size
         self._max_batches_in_flight = max_batches_in_flight
-        self._waiting: dict[K, asyncio.Future[V | None]] = {}
+        self._waiting: dict[K, tuple[V, asyncio.Future[R | None]]] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
         self._flush_scheduled = False
 
-    async def load(self, key: K) -> V | None:
-        future = self._waiting.get(key)
-        if future is None:
+    async def submit(self, key: K, value: V) -> R | None:
+        waiting = self._waiting.get(key)
+        if waiting is None:
             future = asyncio.get_running_loop().create_future()
             future.add_done_callback(_mark_exception_retrieved)
-            self._waiting[key] = future
             self._schedule_flush()
+        else:
+            future = waiting[1]
+        self._waiting[key] = (value, future)
         # One caller giving up (its deadline passed) must not cancel the answer the others share.
         return await asyncio.shield(future)
 
@@ -51,7 +56,7 @@ class BatchedLoader[K, V]:
             batch = dict(list(self._waiting.items())[: self._max_batch_size])
             for key in batch:
                 del self._waiting[key]
-            task = asyncio.create_task(self._fetch(batch))
+            task = asyncio.create_task(self._run(batch))
             self._in_flight.add(task)
             task.add_done_callback(self._on_batch_done)
 
@@ -60,21 +65,21 @@ class BatchedLoader[K, V]:
         if self._waiting:
             self._schedule_flush()
 
-    async def _fetch(self, batch: dict[K, asyncio.Future[V | None]]) -> None:
+    async def _run(self, batch: dict[K, tuple[V, asyncio.Future[R | None]]]) -> None:
         try:
-            found = await self._fetch_many(list(batch))
+            results = await self._run_batch({key: value for key, (value, _) in batch.items()})
         except asyncio.CancelledError:
-            for future in batch.values():
+            for _, future in batch.values():
                 future.cancel()
             raise
         except Exception as error:  # noqa: BLE001 - every waiter gets the failure, whatever it is
-            for future in batch.values():
+            for _, future in batch.values():
                 if not future.done():
                     future.set_exception(error)
             return
-        for key, future in batch.items():
+        for key, (_, future) in batch.items():
             if not future.done():
-                future.set_result(found.get(key))
+                future.set_result(results.get(key))
 
 
 def _mark_exception_retrieved(future: asyncio.Future[Any]) -> None:

@@ -3,7 +3,7 @@
 import logging
 
 from app.settings import ENV_PREFIX, Settings
-from app.storage.deferred import DeferredStore
+from app.storage.firestore import FirestoreBirthdayStore, firestore_api
 from app.storage.memory import MemoryBirthdayStore
 from app.storage.port import BirthdayStore
 
@@ -15,7 +15,11 @@ class StoreConfigurationError(RuntimeError):
 
 
 def open_store(settings: Settings) -> BirthdayStore:
-    """Must run on the event loop; fails at once on a configuration that can never work."""
+    """Runs in the app's lifespan, on the event loop, before the first request is served.
+
+    A configuration that can never work (no project, no credentials) fails start-up here, at once. Storage that
+    is merely unreachable does not: readiness reports it, and the service recovers when storage comes back.
+    """
     if settings.store == "memory":
         logger.warning("Dates of birth live in this process's memory only and are lost when it stops")
         return MemoryBirthdayStore()
@@ -24,24 +28,19 @@ def open_store(settings: Settings) -> BirthdayStore:
             f"Firestore needs a project id: set {ENV_PREFIX}PROJECT_ID (or GOOGLE_CLOUD_PROJECT), "
             f"or {ENV_PREFIX}STORE=memory for a throwaway local run"
         )
-    return DeferredStore(lambda: _firestore_store(settings))
-
-
-def _firestore_store(settings: Settings) -> BirthdayStore:
-    # Imported here, in a worker thread: gRPC and protobuf are the slowest part of start-up.
-    from google.cloud.firestore import AsyncClient
-
-    from app.storage.firestore import FirestoreBirthdayStore
-
     logger.info(
-        "Using Firestore database %s in project %s, collection %s",
+        "Using Firestore database %s in project %s, collection %s%s",
         settings.firestore_database,
         settings.project_id,
         settings.collection,
+        f", on the emulator at {settings.firestore_emulator_host}" if settings.firestore_emulator_host else "",
     )
     return FirestoreBirthdayStore(
-        AsyncClient(project=settings.project_id, database=settings.firestore_database),
+        firestore_api(settings.firestore_emulator_host),
+        project=settings.project_id,
+        database=settings.firestore_database,
         collection=settings.collection,
         deadline_seconds=settings.request_deadline_seconds,
         readiness_timeout_seconds=settings.readiness_timeout_seconds,
+        emulator=settings.firestore_emulator_host is not None,
     )
