@@ -6,9 +6,6 @@ the app's real settings and routes. `terraform fmt` and tfcheck run here too.
 """
 
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -26,7 +23,6 @@ from tests.support.terraform import BOOTSTRAP, STACK, Block, Module, load
 
 REPO = Path(__file__).resolve().parents[1]
 REVISION_FILE = REPO / "deploy" / "revision.yaml"
-TFCHECK = REPO.parent / "shared" / "tools" / "tfcheck" / "tfcheck.py"
 
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 PIPELINE_OWNED_FIELDS = {"template", "client", "client_version", "traffic"}
@@ -516,31 +512,3 @@ def test_real_state_variables_and_plans_stay_out_of_git() -> None:
     ignored = (STACK / ".gitignore").read_text().split()
     assert {".terraform/", "*.tfstate", "*.tfstate.*", "*.tfplan", "*.tfvars", "!*.tfvars.example"} <= set(ignored)
     assert (STACK / "terraform.tfvars.example").is_file()
-
-
-# --- the offline checks ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.infra_tools
-def test_terraform_files_are_formatted() -> None:
-    terraform = shutil.which("terraform")
-    if terraform is None:
-        pytest.fail("terraform is not on PATH: install Terraform 1.x to check formatting")
-    result = subprocess.run(
-        [terraform, "fmt", "-check", "-recursive", "-diff", "terraform"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, f"run `terraform fmt -recursive terraform`:\n{result.stdout}{result.stderr}"
-
-
-@pytest.mark.infra_tools
-@pytest.mark.parametrize("directory", [STACK, BOOTSTRAP], ids=["stack", "bootstrap"])
-def test_tfcheck_finds_no_problem(directory: Path) -> None:
-    if not TFCHECK.is_file():
-        pytest.fail(f"tfcheck is missing: expected {TFCHECK} (the shared tools next to this repository)")
-    result = subprocess.run([sys.executable, str(TFCHECK), str(directory)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1].endswith(" 0 problems"), result.stdout
