@@ -69,7 +69,7 @@ container-checks: uv ## checkov on the Dockerfile, the compose file against the 
 
 .PHONY: pipeline-checks
 pipeline-checks: uv ## Both Cloud Build configs against Cloud Build's schema
-	$(UV) tool run --quiet --from check-jsonschema==0.39.0 check-jsonschema --builtin-schema vendor.cloudbuild cloudbuild.yaml cloudbuild-pr.yaml
+	$(UV) tool run --quiet --from check-jsonschema==0.39.0 check-jsonschema --builtin-schema vendor.cloudbuild cloudbuild.yaml cloudbuild-rollout.yaml cloudbuild-pr.yaml
 
 .PHONY: infra-checks
 infra-checks: install tfcheck ## terraform fmt, tfcheck when it is beside the repository, and checkov on terraform/gcp
