@@ -1,8 +1,9 @@
 # Only images this pipeline built can run. Cloud Build signs an attestation with the built-by-cloud-build
 # attestor for every image it pushes through a build's `images:` field, once that build has passed
 # (https://cloud.google.com/binary-authorization/docs/deploy-cloud-build). The service requires the project's
-# policy (cloud_run.tf, binary_authorization.use_default), so Cloud Run refuses to create a revision from any
-# other image: one pushed by hand, built elsewhere, or from another project.
+# policy (cloud_run.tf, binary_authorization.use_default; Cloud Run's support:
+# https://cloud.google.com/binary-authorization/docs/run/enabling-binauthz-cloud-run), so Cloud Run refuses to
+# create a revision from any other image: one pushed by hand, built elsewhere, or from another project.
 #
 # The policy is the project's singleton (google_binary_authorization_policy): every Cloud Run service and GKE
 # cluster in the project that enables Binary Authorization is judged by it.
