@@ -16,7 +16,7 @@ from typing import Any
 from deploy.cloud_run import Candidate, CloudRunError, GcloudCloudRun
 from deploy.gates import Thresholds
 from deploy.lock import GcsObjectStore, RolloutBlocked, freeze_name, lock_name
-from deploy.metrics import REQUEST_COUNT, REQUEST_LATENCIES, MonitoringMetrics
+from deploy.metrics import REQUEST_COUNT, REQUEST_LATENCIES, MonitoringEndpoint, MonitoringMetrics
 from deploy.revision import RevisionTemplate
 from deploy.rollout import OperatorIntervened, Rollout, RolloutFailed, RolloutPlan, SystemClock, step_split
 from deploy.smoke import run_smoke
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rollout = Rollout(
         plan,
         cloud_run,
-        MonitoringMetrics(arguments.project, arguments.service),
+        MonitoringMetrics(arguments.project, arguments.service, endpoint=MonitoringEndpoint.from_gcloud()),
         objects,
         run_smoke,
         SystemClock(),

@@ -1,8 +1,8 @@
 """What the gates read from Cloud Monitoring: one revision's requests over one window.
 
-The Monitoring API is called over REST (projects.timeSeries.list) with a token from gcloud, so the
-rollout needs no client library beyond the standard one. Filters use the Monitoring filter language,
-not MQL, which is deprecated.
+The Monitoring API is called over REST (projects.timeSeries.list) with a token from gcloud, at the endpoint
+gcloud is configured with, so the rollout needs no client library beyond the standard one. Filters use the
+Monitoring filter language, not MQL, which is deprecated.
 """
 
 import json
@@ -149,20 +149,45 @@ def gcloud_access_token() -> str:
     ).stdout.strip()
 
 
+@dataclass(frozen=True)
+class MonitoringEndpoint:
+    """Where timeSeries.list is called, and how it is authorised."""
+
+    api: str
+    token: Callable[[], str] | None
+
+    @classmethod
+    def from_gcloud_config(cls, config: Mapping[str, Any]) -> "MonitoringEndpoint":
+        """The endpoint gcloud itself would use: one setting points gcloud and the gates at the same place.
+
+        `config` is `gcloud config list --format=json`, which includes CLOUDSDK_* environment variables:
+        api_endpoint_overrides/monitoring replaces the API's root, and auth/disable_credentials sends none.
+        """
+        override = config.get("api_endpoint_overrides", {}).get("monitoring")
+        api = f"{override.rstrip('/')}/v3" if override else MONITORING_API
+        disabled = str(config.get("auth", {}).get("disable_credentials", "false")).lower() in ("true", "1")
+        return cls(api, None if disabled else gcloud_access_token)
+
+    @classmethod
+    def from_gcloud(cls) -> "MonitoringEndpoint":
+        listed = subprocess.run(
+            ["gcloud", "config", "list", "--format=json"], capture_output=True, text=True, check=True
+        ).stdout
+        return cls.from_gcloud_config(json.loads(listed))
+
+
 class MonitoringMetrics:
     def __init__(
         self,
         project: str,
         service: str,
         timeout: float = 30,
-        api: str = MONITORING_API,
-        token: Callable[[], str] = gcloud_access_token,
+        endpoint: MonitoringEndpoint = MonitoringEndpoint(MONITORING_API, gcloud_access_token),
     ) -> None:
         self._project = project
         self._service = service
         self._timeout = timeout
-        self._api = api
-        self._token = token
+        self._endpoint = endpoint
 
     def request_stats(self, revision: str, window: Window) -> RequestStats:
         total, errors = parse_request_counts(self._list(REQUEST_COUNT, revision, window))
@@ -172,15 +197,15 @@ class MonitoringMetrics:
     def _list(self, metric: str, revision: str, window: Window) -> list[dict[str, Any]]:
         series: list[dict[str, Any]] = []
         params = time_series_query(metric, self._service, revision, window)
-        token = self._token()
+        token = self._endpoint.token() if self._endpoint.token else None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         page = ""
         while True:
             query = urllib.parse.urlencode([*params, *([("pageToken", page)] if page else [])])
-            request = urllib.request.Request(  # noqa: S310 (the Monitoring API's https URL)
-                f"{self._api}/projects/{self._project}/timeSeries?{query}",
-                headers={"Authorization": f"Bearer {token}"},
+            request = urllib.request.Request(  # noqa: S310 (the Monitoring API's URL, as gcloud is configured)
+                f"{self._endpoint.api}/projects/{self._project}/timeSeries?{query}", headers=headers
             )
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 (the Monitoring API's https URL)
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 (as above)
                 body = json.load(response)
             series.extend(body.get("timeSeries", []))
             page = body.get("nextPageToken", "")

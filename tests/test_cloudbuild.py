@@ -1,39 +1,41 @@
-"""cloudbuild.yaml and cloudbuild-pr.yaml: well-formed, consistent with the Terraform trigger and with the
-rollout tool, and every gcloud command the pipeline stands for exists in the installed gcloud."""
+"""The Cloud Build configs: well-formed, consistent with the Terraform triggers and with the rollout tool, and every
+gcloud command the pipeline stands for exists in the installed gcloud.
+
+cloudbuild.yaml builds, tests and hands the image to `images:` (pushed, with provenance and attestation, only once
+the build has passed); cloudbuild-rollout.yaml deploys an image of a build that succeeded; cloudbuild-pr.yaml only
+checks a pull request.
+"""
 
 import re
-import shlex
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from deploy.__main__ import dry_run, parser, plan_from
-from deploy.cloud_run import GcloudCloudRun
-from deploy.lock import GcsObjectStore
-from deploy.rollout import RolloutPlan
+from deploy.__main__ import parser
+from tests.support.cloudbuild import REFERENCE
 from tests.support.gcloud_help import unknown_flags
+from tests.support.pipeline import (
+    BUILD,
+    PULL_REQUEST,
+    ROLLOUT,
+    load,
+    plan_with_pipeline_defaults,
+    rollout_arguments,
+    rollout_gcloud_commands,
+    step,
+)
 from tests.support.terraform import STACK
 from tests.support.terraform import load as load_module
 
 REPO = Path(__file__).resolve().parents[1]
-MAIN = REPO / "cloudbuild.yaml"
-PULL_REQUEST = REPO / "cloudbuild-pr.yaml"
+CONFIGS = [BUILD, ROLLOUT, PULL_REQUEST]
 # Substitutions Cloud Build itself provides to a build started by a repository trigger.
 BUILT_IN = {"PROJECT_ID", "BUILD_ID", "PROJECT_NUMBER", "LOCATION", "COMMIT_SHA", "SHORT_SHA", "REVISION_ID"}
 BUILT_IN |= {"BRANCH_NAME", "TAG_NAME", "REPO_NAME", "REPO_FULL_NAME", "TRIGGER_NAME", "TRIGGER_BUILD_CONFIG_PATH"}
-# What the tests leave to the rollout, at most, besides its own windows: checks, build, push and deploy.
-NON_ROLLOUT_BUDGET = timedelta(minutes=30)
-# A $ that Cloud Build would substitute: $NAME or ${NAME}. $$ is an escaped dollar, left to the shell.
-REFERENCE = re.compile(r"(?<!\$)(?:\$\$)*\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+# What the rollout build spends, at most, outside the canary's own windows: the toolbox, the source check, the deploy.
+NON_ROLLOUT_BUDGET = timedelta(minutes=15)
 ANY_DOLLAR = re.compile(r"(?<!\$)(?:\$\$)*\$(?!\$)(.?)")
-
-
-def load(path: Path) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(path.read_text())
-    return document
 
 
 def strings(node: object) -> list[str]:
@@ -50,15 +52,11 @@ def references(texts: list[str]) -> set[str]:
     return {braced or bare for text in texts for braced, bare in REFERENCE.findall(text)}
 
 
-def terraform_substitutions() -> dict[str, str]:
-    return dict(load_module(STACK).locals["deploy_substitutions"])
+def terraform_substitutions(name: str) -> dict[str, str]:
+    return dict(load_module(STACK).locals[name])
 
 
-def step(document: dict[str, Any], step_id: str) -> dict[str, Any]:
-    return next(one for one in document["steps"] if one["id"] == step_id)
-
-
-@pytest.mark.parametrize("path", [MAIN, PULL_REQUEST], ids=lambda path: path.name)
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.name)
 def test_every_step_has_a_unique_id_and_waits_only_for_real_steps(path: Path) -> None:
     steps = load(path)["steps"]
     ids = [one.get("id") for one in steps]
@@ -68,7 +66,7 @@ def test_every_step_has_a_unique_id_and_waits_only_for_real_steps(path: Path) ->
         assert set(one.get("waitFor", [])) <= {*ids, "-"}, one["id"]
 
 
-@pytest.mark.parametrize("path", [MAIN, PULL_REQUEST], ids=lambda path: path.name)
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.name)
 def test_every_substitution_used_is_declared_and_every_declared_one_is_used(path: Path) -> None:
     document = load(path)
     declared = set(document.get("substitutions", {}))
@@ -78,7 +76,7 @@ def test_every_substitution_used_is_declared_and_every_declared_one_is_used(path
     assert declared <= used_in_steps | used_in_values, "declared but never used"
 
 
-@pytest.mark.parametrize("path", [MAIN, PULL_REQUEST], ids=lambda path: path.name)
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.name)
 def test_shell_variables_are_escaped_so_cloud_build_leaves_them_alone(path: Path) -> None:
     for text in strings(load(path)["steps"]):
         for follower in ANY_DOLLAR.findall(text):
@@ -92,12 +90,23 @@ def test_the_reference_pattern_tells_substitutions_from_escaped_shell() -> None:
     assert ANY_DOLLAR.findall("$(cat x) $$(cat y)") == ["("]
 
 
-def test_the_trigger_passes_exactly_what_the_pipeline_declares() -> None:
-    declared = load(MAIN)["substitutions"]
-    passed = terraform_substitutions()
-    assert set(passed) <= set(declared), "the trigger passes a substitution cloudbuild.yaml does not declare"
+@pytest.mark.parametrize(
+    ("path", "passed_by_terraform", "passed_at_run_time"),
+    [
+        (BUILD, "build_substitutions", set()),
+        # The manual rollout trigger gets the build to deploy from the operator; the message bindings are optional.
+        (ROLLOUT, "rollout_substitutions", {"_SOURCE_BUILD", "_SOURCE_STATUS", "_SOURCE_TRIGGER"}),
+    ],
+    ids=["build", "rollout"],
+)
+def test_the_triggers_pass_only_what_a_pipeline_declares_and_all_it_needs(
+    path: Path, passed_by_terraform: str, passed_at_run_time: set[str]
+) -> None:
+    declared = load(path)["substitutions"]
+    passed = terraform_substitutions(passed_by_terraform)
+    assert set(passed) <= set(declared), f"a trigger passes a substitution {path.name} does not declare"
     without_default = {name for name, value in declared.items() if value == ""}
-    assert without_default <= set(passed), "cloudbuild.yaml needs these from the trigger"
+    assert without_default <= set(passed) | passed_at_run_time, f"{path.name} needs these from its trigger"
 
 
 def test_the_pull_request_pipeline_runs_the_checks_and_deploys_nothing() -> None:
@@ -106,40 +115,40 @@ def test_the_pull_request_pipeline_runs_the_checks_and_deploys_nothing() -> None
     text = PULL_REQUEST.read_text()
     for forbidden in ("docker push", "python -m deploy", "gcloud run", "update-traffic"):
         assert forbidden not in text
-    assert [one["id"] for one in document["steps"]] == [one["id"] for one in load(MAIN)["steps"]][:2]
-    assert step(document, "test") == step(load(MAIN), "test")
+    assert [one["id"] for one in document["steps"]] == [one["id"] for one in load(BUILD)["steps"]][:2]
+    assert step(document, "test") == step(load(BUILD), "test")
 
 
-def test_the_main_pipeline_checks_before_it_pushes_and_pushes_before_it_rolls_out() -> None:
-    document = load(MAIN)
+def test_the_build_checks_builds_and_pushes_only_through_images_with_provenance() -> None:
+    document = load(BUILD)
     assert step(document, "test")["args"] == ["test-app"]
-    assert set(step(document, "push")["waitFor"]) == {"test", "build"}
-    assert step(document, "rollout")["waitFor"] == ["push"]
+    assert "docker push" not in BUILD.read_text(), "a push from a step gets neither provenance nor attestation"
+    assert "python -m deploy" not in BUILD.read_text(), "the build deploys nothing"
+    assert document["options"]["requestedVerifyOption"] == "VERIFIED"
 
 
-def test_the_image_is_built_by_buildkit_labelled_and_deployed_by_digest() -> None:
-    document = load(MAIN)
+def test_each_build_tags_its_image_uniquely_so_a_rerun_never_moves_an_immutable_tag() -> None:
+    document = load(BUILD)
     build = step(document, "build")
     assert "DOCKER_BUILDKIT=1" in build["env"]
     tag = next(arg.split("=", 1)[1] for arg in build["args"] if arg.startswith("--tag="))
     assert document["images"] == [tag], "the image the build tags is the one recorded with provenance"
+    assert "$BUILD_ID" in tag.rpartition(":")[2], "the tag names the build, not only the commit"
     assert any(arg.startswith("--label=org.opencontainers.image.revision=$COMMIT_SHA") for arg in build["args"])
-    assert document["options"]["requestedVerifyOption"] == "VERIFIED"
-    push_script = step(document, "push")["args"][-1]
-    assert "RepoDigests" in push_script
-    assert "@sha256:" in push_script
+
+
+def test_the_rollout_deploys_by_digest_only_after_checking_the_build_it_was_given() -> None:
+    document = load(ROLLOUT)
+    assert "images" not in document
+    assert "docker build --tag=${_IMAGE}" not in ROLLOUT.read_text()
+    assert step(document, "rollout")["waitFor"] == ["source"]
     assert '--image="$$(cat /workspace/image-digest)"' in step(document, "rollout")["args"][-1]
+    assert "/workspace/image-digest" in step(document, "source")["args"][-1]
 
 
 def test_logs_go_to_cloud_logging_only() -> None:
-    for path in (MAIN, PULL_REQUEST):
+    for path in CONFIGS:
         assert load(path)["options"]["logging"] == "CLOUD_LOGGING_ONLY"
-
-
-def rollout_arguments() -> list[str]:
-    script = step(load(MAIN), "rollout")["args"][-1]
-    command = script[script.index("python -m deploy") :].replace("\\\n", " ")
-    return shlex.split(command)[3:]
 
 
 def test_the_rollout_step_passes_every_option_the_tool_requires_and_no_other() -> None:
@@ -150,7 +159,7 @@ def test_the_rollout_step_passes_every_option_the_tool_requires_and_no_other() -
 
 
 def test_the_pipeline_defaults_are_the_rollout_tool_defaults() -> None:
-    declared = load(MAIN)["substitutions"]
+    declared = load(ROLLOUT)["substitutions"]
     options = {action.option_strings[0]: action for action in parser()._actions if action.option_strings}
     compared = 0
     for argument in rollout_arguments():
@@ -164,34 +173,17 @@ def test_the_pipeline_defaults_are_the_rollout_tool_defaults() -> None:
     assert compared == 9
 
 
-def plan_with_pipeline_defaults() -> RolloutPlan:
-    declared = load(MAIN)["substitutions"]
-
-    values = {name: value or f"example-{name.lower()}" for name, value in declared.items()}
-    values |= {"PROJECT_ID": "p", "COMMIT_SHA": "c" * 40, "BUILD_ID": "b"}
-
-    def fill(argument: str) -> str:
-        argument = argument.replace("$$(cat /workspace/image-digest)", "registry/app@sha256:" + "a" * 64)
-        return REFERENCE.sub(lambda found: values[found.group(1) or found.group(2)], argument)
-
-    return plan_from(parser().parse_args([fill(argument) for argument in rollout_arguments()]))
-
-
 def test_the_build_timeout_covers_the_worst_rollout_and_the_lock_outlives_the_build() -> None:
     plan = plan_with_pipeline_defaults()
     worst_step = plan.metrics_lag + plan.dwell + plan.max_extra_wait + plan.metrics_lag
-    timeout = timedelta(seconds=int(load(MAIN)["timeout"].removesuffix("s")))
+    timeout = timedelta(seconds=int(load(ROLLOUT)["timeout"].removesuffix("s")))
     assert NON_ROLLOUT_BUDGET + worst_step * len(plan.steps) <= timeout
     assert timeout < plan.lock_ttl, "a live build's lock never expires under it"
 
 
-def test_every_gcloud_command_the_rollout_stands_for_exists_with_its_flags() -> None:
-    plan = plan_with_pipeline_defaults()
-    cloud_run = GcloudCloudRun("p", "europe-west1", plan.service)
-    objects = GcsObjectStore("bucket")
-    commands = [line for line in dry_run(plan, cloud_run, objects) if line.startswith("gcloud ")]
-    commands += [shlex.join(objects.read_command("locks/x.json", 7)), "gcloud auth print-access-token"]
+def test_every_gcloud_command_the_rollout_build_runs_exists_with_its_flags() -> None:
     expected = {
+        "builds describe",
         "run deploy",
         "run services describe",
         "run services update-traffic",
@@ -200,10 +192,11 @@ def test_every_gcloud_command_the_rollout_stands_for_exists_with_its_flags() -> 
         "storage cat",
         "storage objects describe",
         "auth print-access-token",
+        "config list",
     }
     used = set()
-    for command in commands:
+    for command in rollout_gcloud_commands():
         path, unknown = unknown_flags(command)
         used.add(path)
         assert unknown == [], f"gcloud {path} has no {unknown}"
-    assert used == expected, "the rollout calls only these, each scoped to the one service or bucket"
+    assert used == expected, "the rollout calls only these, each scoped to the one service, bucket or build"

@@ -20,10 +20,12 @@ from deploy.metrics import (
     REQUEST_COUNT,
     REQUEST_LATENCIES,
     Distribution,
+    MonitoringEndpoint,
     MonitoringMetrics,
     RequestStats,
     Window,
     bucket_upper_bounds,
+    gcloud_access_token,
     parse_distributions,
     parse_request_counts,
     percentile_upper_bound,
@@ -252,7 +254,7 @@ def test_the_monitoring_adapter_pages_through_answers_and_sends_its_token() -> N
     thread.start()
     try:
         api = f"http://127.0.0.1:{server.server_address[1]}/v3"
-        metrics = MonitoringMetrics("p", "birthday-api", api=api, token=lambda: "t0ken")
+        metrics = MonitoringMetrics("p", "birthday-api", endpoint=MonitoringEndpoint(api, lambda: "t0ken"))
         stats = metrics.request_stats("birthday-api-abc", WINDOW)
     finally:
         server.shutdown()
@@ -264,3 +266,18 @@ def test_the_monitoring_adapter_pages_through_answers_and_sends_its_token() -> N
     assert [query.get("pageToken") for _, query, _ in ScriptedMonitoring.seen] == [None, ["page-2"], None]
     assert {authorization for _, _, authorization in ScriptedMonitoring.seen} == {"Bearer t0ken"}
     assert all('revision_name="birthday-api-abc"' in query["filter"][0] for _, query, _ in ScriptedMonitoring.seen)
+
+
+def test_the_monitoring_endpoint_is_the_one_gcloud_is_configured_with() -> None:
+    default = MonitoringEndpoint.from_gcloud_config({"core": {"project": "p"}})
+    assert default == MonitoringEndpoint("https://monitoring.googleapis.com/v3", gcloud_access_token)
+    local = MonitoringEndpoint.from_gcloud_config(
+        {"api_endpoint_overrides": {"monitoring": "http://127.0.0.1:9090/"}, "auth": {"disable_credentials": "true"}}
+    )
+    assert local == MonitoringEndpoint("http://127.0.0.1:9090/v3", None)
+
+
+def test_gcloud_reports_its_endpoint_override_and_disabled_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING", "http://127.0.0.1:9090/")
+    monkeypatch.setenv("CLOUDSDK_AUTH_DISABLE_CREDENTIALS", "true")
+    assert MonitoringEndpoint.from_gcloud() == MonitoringEndpoint("http://127.0.0.1:9090/v3", None)
