@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -101,7 +102,8 @@ def wrk(base_url: str, script: Path, connections: int, seconds: int = SECONDS) -
     )
 
 
-def seed(base_url: str) -> None:
+def seed(base_url: str, attempts: int = 5) -> None:
+    """Stores every user; a 503 (a cold emulator on a busy machine) is retried after its Retry-After."""
     for name in usernames():
         request = urllib.request.Request(  # noqa: S310 - loopback
             f"{base_url}/hello/{name}",
@@ -109,9 +111,14 @@ def seed(base_url: str) -> None:
             method="PUT",
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-            if response.status != 204:
-                raise RuntimeError(f"seeding {name} answered {response.status}")
+        for attempt in range(attempts):
+            try:
+                with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback
+                    break
+            except urllib.error.HTTPError as error:
+                if error.code != 503 or attempt == attempts - 1:
+                    raise
+                time.sleep(int(error.headers.get("Retry-After", "1")))
 
 
 def ceiling(env: Mapping[str, str], seconds: int = SECONDS, readers: int = 32) -> float:

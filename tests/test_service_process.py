@@ -31,6 +31,19 @@ def service_env(firestore_host: str, collection: str, **extra: str) -> dict[str,
     }
 
 
+def run_app_until_it_exits(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m app` with nothing in its environment but `env`, for a start-up that is expected to fail."""
+    return subprocess.run(
+        [sys.executable, "-m", "app"],
+        env={"PATH": "", **env},
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "value", "variable"),
     [
@@ -41,49 +54,26 @@ def service_env(firestore_host: str, collection: str, **extra: str) -> dict[str,
     ],
 )
 def test_invalid_settings_stop_start_up_with_one_line_naming_the_variable(name: str, value: str, variable: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "app"],
-        env={"PATH": "", name: value},
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_app_until_it_exits({name: value})
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"invalid setting {variable}: ")
 
 
 def test_firestore_without_a_project_refuses_to_start() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "app"],
-        env={"PATH": "", "PORT": str(free_port()), "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1"},
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_app_until_it_exits({"PORT": str(free_port()), "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1"})
     assert result.returncode != 0
     assert "set BIRTHDAY_PROJECT_ID" in result.stdout
 
 
 def test_firestore_without_credentials_stops_start_up_at_once(tmp_path: Path) -> None:
     # No emulator, so the real Firestore, with credentials that do not exist: a configuration that can never work.
-    result = subprocess.run(
-        [sys.executable, "-m", "app"],
-        env={
-            "PATH": "",
+    result = run_app_until_it_exits(
+        {
             "PORT": str(free_port()),
             "BIRTHDAY_PROJECT_ID": "demo-no-credentials",
             "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "missing.json"),
-        },
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+        }
     )
     assert result.returncode == 3
     assert "missing.json" in result.stdout
