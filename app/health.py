@@ -3,10 +3,10 @@
 from http import HTTPStatus
 from typing import Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
-from app.dependencies import Store
+from app.app_state import store_of
 from app.problems import problem_responses
 
 LIVENESS_PATH = "/health/live"
@@ -21,8 +21,8 @@ async def live() -> Health:
     return Health()
 
 
-async def ready(store: Store) -> Health:
-    await store.check()
+async def ready(request: Request) -> Health:
+    await store_of(request).check()
     return Health()
 
 

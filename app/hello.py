@@ -2,12 +2,12 @@
 
 from http import HTTPStatus
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from app.app_state import clock_of, store_of
 from app.birthdays import days_until_birthday, greeting
 from app.contract import DateOfBirthBody, Greeting, Username
-from app.dependencies import Store, Today
 from app.errors import UserNotFound
 from app.problems import problem_responses
 from app.request_body import MAX_BODY_BYTES, BodyLimitsRoute
@@ -15,19 +15,19 @@ from app.request_body import MAX_BODY_BYTES, BodyLimitsRoute
 HELLO_PATH = "/hello/{username}"
 
 
-async def save_date_of_birth(username: Username, body: DateOfBirthBody, store: Store, clock: Today) -> Response:
-    await store.save(username, body.born_before(clock.today()))
+async def save_date_of_birth(username: Username, body: DateOfBirthBody, request: Request) -> Response:
+    await store_of(request).save(username, body.born_before(clock_of(request).today()))
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
-async def greet(username: Username, store: Store, clock: Today) -> JSONResponse:
-    date_of_birth = await store.load(username)
+async def greet(username: Username, request: Request) -> JSONResponse:
+    date_of_birth = await store_of(request).load(username)
     if date_of_birth is None:
         raise UserNotFound(
             f"no date of birth is stored for {username!r}; save one with PUT {HELLO_PATH.format(username=username)}"
         )
     # Built by hand: FastAPI would otherwise validate and serialise the model again on every request.
-    return JSONResponse({"message": greeting(username, days_until_birthday(date_of_birth, clock.today()))})
+    return JSONResponse({"message": greeting(username, days_until_birthday(date_of_birth, clock_of(request).today()))})
 
 
 def add_hello_routes(app: FastAPI) -> None:

@@ -1,9 +1,9 @@
 """`make bench`: start-up, throughput, latency and memory of the service, side by side with a straightforward
-baseline and, for reads, with the async Firestore client alone.
+baseline and, for reads, with two read ceilings (dev/ceiling.py).
 
 Everything runs against one Firestore emulator and the same stored users. The machine is shared and noisy, so
 every figure that is compared is measured in rounds: in each round the service, the baseline (and for GETs the
-direct client) run one after the other, in alternating order, and each ratio is the median of the rounds'
+ceilings) run one after the other, in alternating order, and each ratio is the median of the rounds'
 ratios, printed with its range. Load comes from wrk on loopback, bounded in time.
 """
 
@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from app.health import READINESS_PATH
@@ -121,10 +122,16 @@ def seed(base_url: str, attempts: int = 5) -> None:
                 time.sleep(int(error.headers.get("Retry-After", "1")))
 
 
-def ceiling(env: Mapping[str, str], seconds: int = SECONDS, readers: int = 32) -> float:
-    """Reads per second of the async Firestore client alone (dev/ceiling.py), as many readers as wrk connections."""
+CEILINGS = {
+    "client": "the async Firestore client alone, one document.get per read",
+    "store": "the service's store alone, batching as under the service: the service if HTTP cost nothing",
+}
+
+
+def ceiling(kind: str, env: Mapping[str, str], seconds: int = SECONDS, readers: int = 32) -> float:
+    """Reads per second with no HTTP in between (dev/ceiling.py), as many readers as wrk has connections."""
     output = subprocess.run(
-        [sys.executable, "-m", "dev.ceiling", str(seconds), str(readers), *usernames()],
+        [sys.executable, "-m", "dev.ceiling", kind, str(seconds), str(readers), *usernames()],
         env=dict(env),
         capture_output=True,
         text=True,
@@ -164,7 +171,7 @@ def measure_start_up(variants: Mapping[str, Mapping[str, str]], work: Path) -> N
 
 
 def run_rounds(
-    servers: Mapping[str, ServiceProcess], work: Path, direct: Callable[[], float]
+    servers: Mapping[str, ServiceProcess], work: Path, ceilings: Mapping[str, Callable[[], float]]
 ) -> dict[tuple[str, str], list[LoadResult]]:
     scripts = {method: lua_script(work, method) for method in ("GET", "PUT")}
     # The emulator is a JVM: without a warm-up, whichever server runs first pays for its JIT.
@@ -179,20 +186,21 @@ def run_rounds(
                 result = wrk(servers[name].base_url, scripts[method], connections)
                 results.setdefault((name, load), []).append(result)
             if (method, connections) == ("GET", 32):
-                rate = direct()
-                results.setdefault(("direct client", load), []).append(LoadResult(rate, 0, 0, 0))
+                for kind, read in ceilings.items():
+                    results.setdefault((f"{kind} ceiling", load), []).append(LoadResult(read(), 0, 0, 0))
         print(f"round {round_number + 1} of {ROUNDS} done", flush=True)
     return results
 
 
 def report(results: dict[tuple[str, str], list[LoadResult]], peak_rss_mb: Mapping[str, float]) -> None:
+    servers = set(peak_rss_mb)
     print(f"\n{'':14} {'load':10} {'req/s (median of rounds)':>26} {'p50 ms':>7} {'p99 ms':>7} {'errors':>7}")
     for (name, load), runs in results.items():
         rates = [run.requests_per_second for run in runs]
+        p50, p99 = statistics.median(run.p50_ms for run in runs), statistics.median(run.p99_ms for run in runs)
+        latency = f"{p50:7.1f} {p99:7.1f} {sum(run.errors for run in runs):7d}" if name in servers else ""
         print(
-            f"{name:14} {load:10} {statistics.median(rates):9.0f} [{min(rates):5.0f}-{max(rates):5.0f}]"
-            f"{'':6} {statistics.median(run.p50_ms for run in runs):7.1f} "
-            f"{statistics.median(run.p99_ms for run in runs):7.1f} {sum(run.errors for run in runs):7d}"
+            f"{name:14} {load:10} {statistics.median(rates):9.0f} [{min(rates):5.0f}-{max(rates):5.0f}]{'':6} {latency}"
         )
     for name, megabytes in peak_rss_mb.items():
         print(f"{name:14} peak RSS (VmHWM) {megabytes:.0f} MB")
@@ -201,10 +209,11 @@ def report(results: dict[tuple[str, str], list[LoadResult]], peak_rss_mb: Mappin
         service = [run.requests_per_second for run in results[("service", load)]]
         baseline = [run.requests_per_second for run in results[("baseline", load)]]
         print(f"service / baseline, {load}: {spread([s / b for s, b in zip(service, baseline, strict=True)], 'x')}")
-        if ("direct client", load) in results:
-            direct = [run.requests_per_second for run in results[("direct client", load)]]
-            ratios = [100 * s / d for s, d in zip(service, direct, strict=True)]
-            print(f"service / direct-client ceiling, {load}: {spread(ratios, ' %', digits=0)}")
+        for kind in CEILINGS:
+            if (f"{kind} ceiling", load) in results:
+                reads = [run.requests_per_second for run in results[(f"{kind} ceiling", load)]]
+                ratios = [100 * s / r for s, r in zip(service, reads, strict=True)]
+                print(f"service / {kind} ceiling, {load}: {spread(ratios, ' %', digits=0)}")
 
 
 def main() -> int:
@@ -231,13 +240,15 @@ def main() -> int:
             server.start()
         seed(servers["service"].base_url)
         measure_start_up({"service": env}, work)
-        results = run_rounds(servers, work, lambda: ceiling(env))
+        results = run_rounds(servers, work, {kind: partial(ceiling, kind, env) for kind in CEILINGS})
         peak = {name: server.peak_rss_mb() for name, server in servers.items()}
     finally:
         for server in servers.values():
             server.kill()
         emulator.stop()
     report(results, peak)
+    for kind, meaning in CEILINGS.items():
+        print(f"{kind} ceiling: {meaning}")
     return 0
 
 
