@@ -22,7 +22,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]
     )
     process.start()
     yield process
-    process.kill()
+    # A graceful stop, so that the process writes its coverage data.
+    process.terminate()
 
 
 def exchange(server: ServiceProcess, request: bytes, *, timeout: float = 5) -> bytes:
