@@ -111,9 +111,12 @@ def _body_rejection(first: Mapping[str, Any], errors: Sequence[Mapping[str, Any]
         unknown = sorted(str(error["loc"][-1]) for error in errors if error["type"] == "extra_forbidden")
         reason = f"unknown field(s) {', '.join(map(json.dumps, unknown))}"
     elif first["type"] == "missing":
-        reason = f"the field {DATE_OF_BIRTH_KEY} is required"
-    else:
+        reason = f"the field {first['loc'][-1]} is required"
+    elif first["loc"][-1] == DATE_OF_BIRTH_KEY:
         return InvalidDateOfBirth(_date_of_birth_detail(first))
+    else:
+        # A field added to the model later answers with pydantic's own words until it is given its own.
+        reason = f"{first['loc'][-1]}: {first['msg']}"
     return InvalidBody(f"{reason}; {HOW_TO}")
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from app.contract import DateOfBirthBody, Username, rejection
-from app.errors import InvalidDateOfBirth, InvalidUsername, ServiceError
+from app.errors import InvalidBody, InvalidDateOfBirth, InvalidUsername, ServiceError
 from app.main import create_app
 from app.settings import Settings
 
@@ -104,3 +104,16 @@ def test_strings_that_are_not_iso_dates_are_rejected(text: str) -> None:
             parse_date_of_birth(text, TODAY)
     else:
         assert parse_date_of_birth(text, TODAY) == expected
+
+
+def test_a_field_added_to_the_model_is_answered_in_its_own_name() -> None:
+    """Adding an optional body field is a field of the model: its errors are not mistaken for the date's."""
+
+    class WithNickname(DateOfBirthBody):
+        nickname: str | None = Field(default=None, max_length=20)
+
+    with pytest.raises(ValidationError) as raised:
+        WithNickname.model_validate({"dateOfBirth": "1990-01-01", "nickname": "x" * 21})
+    answer = _contract_error(raised.value, loc_prefix=("body",))
+    assert isinstance(answer, InvalidBody)
+    assert answer.detail.startswith("nickname: String should have at most 20 characters; send {")
