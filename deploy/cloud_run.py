@@ -168,9 +168,6 @@ class GcloudCloudRun:
     def describe_command(self) -> list[str]:
         return ["gcloud", "run", "services", "describe", self.service, *self._scope, "--format=json"]
 
-    def revision_command(self, revision: str) -> list[str]:
-        return ["gcloud", "run", "revisions", "describe", revision, *self._scope, "--format=json"]
-
     def deploy_command(self, candidate: Candidate) -> list[str]:
         pairs = ",".join(f"{key}={value}" for key, value in sorted(candidate.labels.items()))
         labels = [f"--update-labels={pairs}"] if pairs else []
@@ -203,15 +200,10 @@ class GcloudCloudRun:
 
     def issued_commands(self, candidate: Candidate) -> list[list[str]]:
         """One of each command the rollout can send to Cloud Run (for the deployer's custom role)."""
-        revision = self.revision_command("REVISION")
-        return [self.describe_command(), revision, self.deploy_command(candidate), self.replace_command()]
+        return [self.describe_command(), self.deploy_command(candidate), self.replace_command()]
 
     def describe(self) -> Service:
         return Service(json.loads(self._call(self.describe_command())))
-
-    def revision_labels(self, revision: str) -> dict[str, str]:
-        document = json.loads(self._call(self.revision_command(revision)))
-        return dict(document.get("metadata", {}).get("labels", {}))
 
     def deploy(self, candidate: Candidate) -> None:
         """A new revision with no traffic and the candidate's tag; gcloud returns once it is ready, or fails."""

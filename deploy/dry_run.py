@@ -13,7 +13,7 @@ from typing import Any
 
 from deploy.cloud_run import GcloudCloudRun, Service, describe_split
 from deploy.gcloud import GcloudError
-from deploy.lock import GcsObjectStore
+from deploy.lock import GcsObjectStore, release_name
 from deploy.metrics import REQUEST_COUNT, REQUEST_LATENCIES, Percentile, RequestStats, Window
 from deploy.rollout import BUILD_TIME_LABEL, COMMIT_LABEL, Rollout, RolloutPlan
 from deploy.smoke import SmokeReport
@@ -31,10 +31,11 @@ def _option(command: Sequence[str], name: str) -> str:
 class CannedGcloud:
     """Answers each gcloud call the rollout makes, as a service and bucket that do what they are told."""
 
-    def __init__(self, service: str, out: Out) -> None:
+    def __init__(self, service: str, bucket: str, out: Out) -> None:
         self._out = out
-        self._objects: dict[str, tuple[str, int]] = {}
-        self._generations = 0
+        last = {"revision": STABLE, COMMIT_LABEL: "0" * 40, BUILD_TIME_LABEL: "0" * 20}
+        self._objects: dict[str, tuple[str, int]] = {f"gs://{bucket}/{release_name(service)}": (json.dumps(last), 1)}
+        self._generations = 1
         traffic = [{"revisionName": STABLE, "percent": 100}]
         self._service: dict[str, Any] = {
             "apiVersion": "serving.knative.dev/v1",
@@ -49,8 +50,6 @@ class CannedGcloud:
         words = " ".join(command[1:4])
         if words == "run services describe":
             return json.dumps(self._service)
-        if words.startswith("run revisions describe"):
-            return json.dumps({"metadata": {"labels": {COMMIT_LABEL: "0" * 40, BUILD_TIME_LABEL: "0" * 20}}})
         if words.startswith("run deploy"):
             revision = f"{command[3]}-{_option(command, 'revision-suffix')}"
             spec = self._service["spec"]
@@ -141,7 +140,7 @@ class PrintingClock:
 def dry_run(plan: RolloutPlan, project: str, region: str, bucket: str) -> list[str]:
     """The rollout as the commands it issues, each followed by what it sends on stdin, with its log as comments."""
     lines: list[str] = []
-    gcloud = CannedGcloud(plan.service, lines.append)
+    gcloud = CannedGcloud(plan.service, bucket, lines.append)
 
     def smoke(url: str) -> SmokeReport:
         lines.append(f"python -m deploy.smoke {url}")

@@ -53,6 +53,11 @@ def freeze_name(service: str) -> str:
     return f"freeze/{service}"
 
 
+def release_name(service: str) -> str:
+    """The last revision the rollout promoted, with its commit and build time: what the next one is ordered by."""
+    return f"releases/{service}.json"
+
+
 def freeze_reason(store: ObjectStore, service: str) -> str | None:
     """Why rollouts of the service are frozen, or None. Raises StorageError when the bucket cannot tell."""
     if (freeze := store.read(freeze_name(service))) is None:

@@ -13,6 +13,7 @@ deadline and SIGTERM. Every write is made on the object just read, and only if i
 rollout last set: otherwise an operator has stepped in, and the rollout stops and leaves traffic alone.
 """
 
+import json
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,15 @@ from deploy.cloud_run import (
 )
 from deploy.gates import Thresholds, judge
 from deploy.load import Load
-from deploy.lock import ObjectStore, RolloutBlocked, RolloutLock, StorageError, check_not_frozen, freeze_reason
+from deploy.lock import (
+    ObjectStore,
+    RolloutBlocked,
+    RolloutLock,
+    StorageError,
+    check_not_frozen,
+    freeze_reason,
+    release_name,
+)
 from deploy.metrics import Metrics, RequestStats, Window, align_down
 from deploy.revision import RevisionTemplate
 from deploy.smoke import SmokeReport
@@ -42,7 +51,8 @@ STABLE_TAG = "stable"
 CANDIDATE_PREFIX, FAILED_PREFIX = "c-", "failed-"
 COMMIT_LABEL = "commit-sha"
 BUILD_TIME_LABEL = "source-build-time"
-"""When Cloud Build created the build that made the image, as YYYYMMDDhhmmssffffff (UTC): the order of commits."""
+"""When Cloud Build created the build that made the image, as YYYYMMDDhhmmssffffff (UTC): the order of commits.
+Both labels are on every revision the rollout deploys, and in the release record of the last one it promoted."""
 
 
 class Clock(Protocol):
@@ -53,8 +63,6 @@ class Clock(Protocol):
 
 class CloudRun(Protocol):
     def describe(self) -> Service: ...
-
-    def revision_labels(self, revision: str) -> dict[str, str]: ...
 
     def deploy(self, candidate: Candidate) -> None: ...
 
@@ -232,11 +240,10 @@ class Rollout:
         self._expected = service.desired_split()
         stable = self._stable = self._stable_revision(service.split())
         self.log(f"serving now: {describe_split(service.split())}; stable revision: {stable or 'none (first deploy)'}")
-        if stable is not None:
-            self._check_order(stable)
-            if service.tags().get(STABLE_TAG) != stable:
-                self._write(self._expected, {STABLE_TAG: stable})
-                self.log(f"tagged {stable} {STABLE_TAG!r}: it cannot be deleted while the rollout may need it")
+        self._check_order()
+        if stable is not None and service.tags().get(STABLE_TAG) != stable:
+            self._write(self._expected, {STABLE_TAG: stable})
+            self.log(f"tagged {stable} {STABLE_TAG!r}: it cannot be deleted while the rollout may need it")
 
         candidate = plan.candidate_revision
         self._record(phase="deploying", candidate=candidate, candidate_tag=plan.candidate_tag, stable=stable)
@@ -301,31 +308,50 @@ class Rollout:
         serving = next(iter(split), None)
         return None if serving in (None, self.plan.bootstrap_revision) else serving
 
-    def _check_order(self, stable: str) -> None:
-        """Refuse a candidate built before the serving revision was, unless --allow-older asks for it."""
+    def _check_order(self) -> None:
+        """Refuse a candidate built before the last one this pipeline promoted, unless --allow-older asks for it."""
         plan = self.plan
-        labels = self.cloud_run.revision_labels(stable)
-        serving_commit, serving_time = labels.get(COMMIT_LABEL), labels.get(BUILD_TIME_LABEL)
-        if serving_commit == plan.commit.lower():
-            self.log(f"{stable} runs this same commit: a re-run")
+        try:
+            held = self.objects.read(release_name(plan.service))
+        except StorageError as error:
+            raise RolloutBlocked(f"cannot read the last release, so cannot order this commit: {error}") from None
+        if held is None:
+            self.log("no release recorded yet: nothing to order this commit against")
+            return
+        last = json.loads(held[0])
+        released = f"{last['revision']} (commit {last[COMMIT_LABEL][:7]}, built {last.get(BUILD_TIME_LABEL)})"
+        if last[COMMIT_LABEL] == plan.commit.lower():
+            self.log(f"the last release, {released}, is this same commit: a re-run")
             return
         if plan.allow_older:
-            self.log(f"--allow-older: not comparing with {stable} ({serving_commit or 'commit unknown'})")
+            self.log(f"--allow-older: not comparing with the last release, {released}")
             return
         if plan.source_build_time is None:
             raise RolloutBlocked(
-                "no --source-build-time: cannot tell whether this commit is older than the serving one; "
+                "no --source-build-time: cannot tell whether this commit is older than the last release; "
                 "pass it, or --allow-older for a deliberate roll-back"
             )
-        if serving_time is None:
-            self.log(f"{stable} records no build time (deployed before the rollout labelled revisions): not ordered")
-            return
-        if build_time_label(plan.source_build_time) < serving_time:
+        if last.get(BUILD_TIME_LABEL) and build_time_label(plan.source_build_time) < last[BUILD_TIME_LABEL]:
             raise RolloutBlocked(
-                f"commit {plan.commit[:7]} (built {build_time_label(plan.source_build_time)}) is older than "
-                f"{serving_commit} which {stable} serves (built {serving_time}); to roll back to it on purpose, "
-                "run the rollout with --allow-older"
+                f"commit {plan.commit[:7]} (built {build_time_label(plan.source_build_time)}) is older than the last "
+                f"release, {released}; to roll back to it on purpose, run the rollout with --allow-older"
             )
+
+    def _record_release(self, candidate: str) -> None:
+        """What the next rollout orders its commit against; a failure to record it is a warning."""
+        name = release_name(self.plan.service)
+        labels = self.plan.labels
+        content = json.dumps({"revision": candidate, **labels})
+        try:
+            held = self.objects.read(name)
+            written = self.objects.create_if_absent(name, content) if held is None else None
+            if held is not None:
+                written = self.objects.overwrite(name, content, held[1])
+        except StorageError as error:
+            self.log(f"WARNING: the release of {candidate} was not recorded in {name}: {error}")
+            return
+        if written is None:
+            self.log(f"WARNING: {name} changed while the release of {candidate} was recorded: not recorded")
 
     def _smoke(self, candidate: str, service: Service) -> str:
         url = service.tag_url(self.plan.candidate_tag)
@@ -513,6 +539,7 @@ class Rollout:
                 "the rollout leaves it as it is"
             )
         self._record(phase="promoted")
+        self._record_release(candidate)
         try:
             self._write({candidate: 100}, {STABLE_TAG: candidate}, drop=[self.plan.candidate_tag])
         except (CloudRunError, OperatorIntervened) as error:

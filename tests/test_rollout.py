@@ -2,6 +2,7 @@
 the bucket as gcloud sees them (tests/support), scripted Monitoring and a clock that jumps."""
 
 import copy
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ import pytest
 from deploy.cloud_run import GcloudCloudRun
 from deploy.gates import Thresholds
 from deploy.gcloud import GcloudError
-from deploy.lock import GcsObjectStore, RolloutBlocked, freeze_name, lock_name
+from deploy.lock import GcsObjectStore, RolloutBlocked, freeze_name, lock_name, release_name
 from deploy.metrics import Percentile, RequestStats, Window
 from deploy.revision import RevisionTemplate
 from deploy.rollout import (
@@ -59,8 +60,13 @@ def healthy(revision: str, window: Window) -> RequestStats:
 
 
 def serving_stable() -> FakeCloudRun:
-    labels = {COMMIT_LABEL: "1111111" + "a" * 33, BUILD_TIME_LABEL: build_time_label(STABLE_BUILT)}
-    return FakeCloudRun.serving(SERVICE, STABLE, **labels)
+    return FakeCloudRun.serving(SERVICE, STABLE)
+
+
+def last_release(revision: str, commit: str, built: datetime) -> tuple[str, str]:
+    """The bucket's record of the last promoted release, as an earlier rollout left it."""
+    record = {"revision": revision, COMMIT_LABEL: commit, BUILD_TIME_LABEL: build_time_label(built)}
+    return f"gs://{BUCKET}/{release_name(SERVICE)}", json.dumps(record)
 
 
 class World:
@@ -74,17 +80,20 @@ class World:
         plan: RolloutPlan = PLAN,
     ) -> None:
         self.cloud_run = cloud_run or serving_stable()
-        self.bucket = FakeBucket()
+        url, record = last_release(STABLE, "1111111" + "a" * 33, STABLE_BUILT)
+        self.bucket = FakeBucket({url: (record, 1)} if cloud_run is None else {})
         self.clock = JumpingClock(START)
         self.metrics = ScriptedMetrics(metrics)
         self.load = CountingLoad(self.clock)
         self.smoked: list[str] = []
         self.log: list[str] = []
         self.smoke_fails = smoke_fails
+        self.smoke_takes = timedelta(0)
         self.plan = plan
 
     def smoke(self, url: str) -> SmokeReport:
         self.smoked.append(url)
+        self.clock.current += self.smoke_takes
         return SmokeReport(url, failures=["readiness answers 200: expected 200, got 503"] if self.smoke_fails else [])
 
     def rollout(self) -> Rollout:
@@ -289,7 +298,9 @@ def test_a_rerun_of_the_serving_commit_makes_a_new_revision_and_ships() -> None:
     world.rollout().run()
     assert world.plan.candidate_revision != CANDIDATE
     assert world.cloud_run.served() == {world.plan.candidate_revision: 100}
-    assert f"{CANDIDATE} runs this same commit: a re-run" in world.text()
+    assert f"the last release, {CANDIDATE} (commit 2222222, built 20261130084000000000), is this same commit" in (
+        world.text()
+    )
 
 
 # -- 2. a revision that never becomes ready --------------------------------------------------------
@@ -350,7 +361,7 @@ def test_an_unsettled_service_that_is_not_ours_is_refused_with_the_command_that_
 def test_a_candidate_built_before_the_serving_revision_is_refused() -> None:
     older = replace(PLAN, source_build_time=STABLE_BUILT - timedelta(minutes=1))
     world = World(plan=older)
-    with pytest.raises(RolloutBlocked, match=r"commit 2222222 .* is older than 1111111a+ .*--allow-older"):
+    with pytest.raises(RolloutBlocked, match=r"commit 2222222 .* is older than the last release, .*--allow-older"):
         world.rollout().run()
     assert "run deploy" not in " ".join(world.cloud_run.calls)
     assert world.cloud_run.served() == {STABLE: 100}
@@ -363,12 +374,22 @@ def test_an_older_commit_ships_when_asked_for_a_roll_back_by_redeploy() -> None:
     assert "--allow-older" in world.text()
 
 
-def test_every_revision_records_its_commit_and_when_it_was_built() -> None:
+def test_every_revision_records_its_commit_and_when_it_was_built_and_so_does_the_release() -> None:
     world = World()
     world.rollout().run()
     labels = world.cloud_run.revisions[CANDIDATE].labels
     assert labels[COMMIT_LABEL] == PLAN.commit
     assert labels[BUILD_TIME_LABEL] == "20261130084000000000"
+    record = json.loads(world.bucket.objects[f"gs://{BUCKET}/{release_name(SERVICE)}"][0])
+    assert record == {"revision": CANDIDATE, COMMIT_LABEL: PLAN.commit, BUILD_TIME_LABEL: "20261130084000000000"}
+
+
+def test_a_release_record_that_cannot_be_read_means_the_order_cannot_be_told() -> None:
+    world = World()
+    world.bucket.failures["cat@releases/"] = 403
+    with pytest.raises(RolloutBlocked, match="cannot read the last release, so cannot order this commit"):
+        world.rollout().run()
+    assert "run deploy" not in " ".join(world.cloud_run.calls)
 
 
 def test_without_a_build_time_the_order_cannot_be_told_so_the_rollout_does_not_start() -> None:
@@ -575,11 +596,8 @@ def test_a_rollout_killed_mid_step_is_finished_by_the_next_one() -> None:
 def test_the_rollout_sends_traffic_back_before_its_deadline() -> None:
     world = World()
 
-    def slow_cloud_run(fake: FakeCloudRun, command: object) -> None:
-        world.clock.current += timedelta(minutes=6)  # every gcloud call takes six minutes
-
-    world.cloud_run.before_command = slow_cloud_run
-    with pytest.raises(RolloutFailed, match="OutOfTime: too close to the deadline for the 100 % step"):
+    world.smoke_takes = timedelta(minutes=60)  # slower than anything planned for: the deadline still holds
+    with pytest.raises(RolloutFailed, match=r"OutOfTime: too close to the deadline for the 100 % step"):
         world.rollout().run()
     assert world.cloud_run.served() == {STABLE: 100}
     assert world.clock.now() < START + PLAN.deadline
