@@ -47,7 +47,7 @@ SECONDS = {
     "deadline": "the rollout ends within this, rollback and lock release included (below the build's timeout)",
 }
 NUMBERS = {
-    "consecutive_error_limit": "Monitoring errors in a row that fail a gate",
+    "consecutive_error_limit": "Monitoring errors in a row a gate tolerates; one more fails it",
     "synthetic_rps": "requests per second of synthetic load on each of the candidate's and stable tag URLs",
 }
 

@@ -116,7 +116,8 @@ class RolloutPlan:
     metrics_period: timedelta = timedelta(minutes=1)
     """Cloud Run's sampling period: windows are whole periods, and Monitoring aligns to it."""
     consecutive_error_limit: int = 4
-    """Monitoring errors in a row that fail a gate; fewer are retried a poll later (Argo Rollouts' default)."""
+    """Monitoring errors in a row a gate tolerates, each retried a poll later; one more fails it. Argo Rollouts'
+    consecutiveErrorLimit and its default: "the number of times a metric can error in sequence"."""
     synthetic_rps: float = 2.0
     """Requests per second the rollout sends to each of the candidate's and the stable revision's tag URLs."""
     deadline: timedelta = timedelta(minutes=100)
@@ -170,7 +171,7 @@ class RolloutPlan:
     @property
     def gate_limit(self) -> timedelta:
         """The longest a gate may take from its shift: a partial first period, the window at its longest, the
-        wait for its data, and a poll for each Monitoring error allowed in a row. Past it the gate fails."""
+        wait for its data, and a poll for each Monitoring error tolerated in a row. Past it the gate fails."""
         return (
             self.metrics_period
             + self.dwell
@@ -478,8 +479,8 @@ class Rollout:
                 baseline = self.metrics.request_stats(stable, window)
             except Exception as error:  # noqa: BLE001 (an error is not a verdict: it is retried, then fails)
                 errors += 1
-                self.log(f"Monitoring error {errors} of {plan.consecutive_error_limit} allowed in a row: {error}")
-                if errors >= plan.consecutive_error_limit:
+                self.log(f"Monitoring error {errors} in a row ({plan.consecutive_error_limit} allowed): {error}")
+                if errors > plan.consecutive_error_limit:
                     last = f"{type(error).__name__}: {error}"
                     return [f"metrics: {errors} Monitoring errors in a row, the last: {last}"], "no figures"
                 wake = self.clock.now() + plan.poll
