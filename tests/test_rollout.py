@@ -235,12 +235,13 @@ def test_a_first_deploy_whose_traffic_change_fails_drops_its_tag() -> None:
 
 
 def refuse_when(asked_now: dict[str, int], tagged: str | None = None) -> Callable[[FakeCloudRun, str], None]:
-    """The first replace while the service asks for `asked_now` (with `tagged` on it) is refused by the API."""
+    """The first traffic write while the service asks for `asked_now` (with `tagged` on it) is refused by the API."""
     refused: list[str] = []
 
     def refuse(fake: FakeCloudRun, command: str) -> None:
         tags_match = tagged is None or tagged in fake.spec_tags()
-        if command.endswith("replace") and fake.asked() == asked_now and tags_match and not refused:
+        writes_traffic = command.endswith(("replace", "update-traffic"))
+        if writes_traffic and fake.asked() == asked_now and tags_match and not refused:
             refused.append(command)
             raise HttpError(429, "Quota exceeded")
 
@@ -690,7 +691,8 @@ def test_a_conflict_inside_gclouds_own_write_leaves_the_operators_traffic() -> N
     world = World()
 
     def operator_inside_gcloud(fake: FakeCloudRun, command: str) -> None:
-        if command == "gcloud.run.services.replace" and fake.asked() == {STABLE: 90, CANDIDATE: 10}:
+        writes_traffic = command.endswith(("replace", "update-traffic"))
+        if writes_traffic and fake.asked() == {STABLE: 90, CANDIDATE: 10}:
             fake.before_put = None
             fake.operator(f"--to-revisions={STABLE}=100")
 
