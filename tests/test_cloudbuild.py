@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.__main__ import REQUIRED, parser
+from deploy.__main__ import REQUIRED, parser, plan_from
 from deploy.dry_run import dry_run
 from deploy.gates import Thresholds
 from deploy.rollout import RolloutPlan
@@ -176,14 +176,15 @@ def test_the_rollout_step_passes_every_required_option_and_only_options_the_tool
     options = {action.option_strings[0]: action for action in parser()._actions if action.option_strings}
     passed = {argument.split("=", 1)[0] for argument in rollout_arguments()}
     assert passed <= set(options)
-    assert {f"--{name}" for name in REQUIRED} | {"--source-build-time"} <= passed
+    assert {f"--{name}" for name in REQUIRED} | {"--source-build-time", "--deadline-seconds"} <= passed
 
 
 def test_an_option_is_passed_only_when_its_substitution_is_set() -> None:
     unset = rollout_arguments()
     assert not [argument for argument in unset if argument.endswith("=")], "no empty option"
     assert {argument.split("=")[0] for argument in unset} == {f"--{name}" for name in REQUIRED} | {
-        "--source-build-time"
+        "--source-build-time",
+        "--deadline-seconds",
     }
     tuned = rollout_arguments(pipeline_values(_DWELL_SECONDS="120", _ALLOW_OLDER="true"))
     assert set(tuned) - set(unset) == {"--dwell-seconds=120", "--allow-older=true"}
@@ -192,7 +193,7 @@ def test_an_option_is_passed_only_when_its_substitution_is_set() -> None:
 def test_the_pipeline_sets_no_default_of_its_own() -> None:
     declared = load(ROLLOUT)["substitutions"]
     _, optional = rollout_substitutions()
-    assert len(optional) == 12
+    assert len(optional) == 11
     assert {declared[name] for name in optional} == {""}, "the defaults live in RolloutPlan and Thresholds only"
     plan = plan_with_pipeline_defaults()
     assert (plan.dwell, list(plan.steps)) == (RolloutPlan.dwell, list(RolloutPlan.steps))
@@ -268,12 +269,20 @@ def test_the_rollout_runs_with_the_deploy_group_alone(tmp_path: Path) -> None:
 
 
 def test_the_worst_case_fits_the_rollout_builds_timeout_with_ten_minutes_to_spare() -> None:
-    plan = plan_with_pipeline_defaults()
     timeout = timedelta(seconds=int(load(ROLLOUT)["timeout"].removesuffix("s")))
-    # The rollout ends within its deadline however slow Cloud Run is (it stops and sends traffic back before
-    # it), and its slowest regular run, every wait and call at its limit, fits inside that deadline.
-    assert plan.worst_case() <= plan.deadline
-    assert OTHER_STEPS + plan.deadline + MARGIN <= timeout, f"{OTHER_STEPS} + {plan.deadline} + {MARGIN} > {timeout}"
+    plan = plan_with_pipeline_defaults()
+    # The step gives the rollout this build's timeout less what has passed and 10 minutes; the rollout ends by
+    # then however slow Cloud Run is (it stops, sends traffic back and releases the lock before it), and its
+    # slowest regular run, every wait and call at its limit, fits even if the steps before took their longest.
+    assert timeout - MARGIN - timedelta(seconds=2) <= plan.deadline <= timeout - MARGIN, "the build started just now"
+    assert plan.worst_case() <= timeout - OTHER_STEPS - MARGIN, f"{plan.worst_case()} + {OTHER_STEPS} + {MARGIN}"
+
+
+def test_a_rollout_build_without_the_time_for_its_worst_case_does_not_start() -> None:
+    arguments = rollout_arguments(build_timeout="3600s")
+    assert "--deadline-seconds=3000" in arguments
+    with pytest.raises(ValueError, match="beyond the 0:50:00 deadline"):
+        plan_from(parser().parse_args(arguments))
 
 
 # -- every gcloud command, checked here and mapped to permissions in test_deployer_permissions.py -----------

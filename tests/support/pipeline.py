@@ -26,6 +26,14 @@ PULL_REQUEST = REPO / "cloudbuild-pr.yaml"
 BUILT_IN = {"PROJECT_ID", "BUILD_ID", "PROJECT_NUMBER", "LOCATION", "COMMIT_SHA", "SHORT_SHA", "REVISION_ID"}
 BUILT_IN |= {"BRANCH_NAME", "TAG_NAME", "REPO_NAME", "REPO_FULL_NAME", "TRIGGER_NAME", "TRIGGER_BUILD_CONFIG_PATH"}
 SOURCE_BUILD_TIME = "2026-11-30T09:00:00.123456789Z"
+# `gcloud builds describe`: the source build's createTime, and this build's own start (now) and timeout.
+GCLOUD_BUILDS_DESCRIBE = f"""#!/bin/sh
+case "$*" in
+  *createTime*) echo {SOURCE_BUILD_TIME} ;;
+  *startTime,timeout*) printf '%s\\t%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.000000Z)" "${{TIMEOUT:-7500s}}" ;;
+  *) exit 1 ;;
+esac
+"""
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -68,13 +76,13 @@ def pipeline_values(**overrides: str) -> dict[str, str]:
     return values | overrides
 
 
-def rollout_arguments(values: Mapping[str, str] | None = None) -> list[str]:
+def rollout_arguments(values: Mapping[str, str] | None = None, build_timeout: str = "7500s") -> list[str]:
     """What the rollout step passes to `python -m deploy`: its script, as Cloud Build hands it to bash, run with a
-    `uv` that prints its arguments and a `gcloud builds describe` that answers the source build's createTime."""
+    `uv` that prints its arguments and a `gcloud builds describe` that answers what the step asks of it."""
     with tempfile.TemporaryDirectory() as scratch:
         tools = Path(scratch)
         (tools / "uv").write_text('#!/bin/sh\nfor word in "$@"; do echo "$word"; done\n')
-        (tools / "gcloud").write_text(f'#!/bin/sh\n[ "$1 $2" = "builds describe" ] && echo {SOURCE_BUILD_TIME}\n')
+        (tools / "gcloud").write_text(GCLOUD_BUILDS_DESCRIBE)
         for tool in ("uv", "gcloud"):
             (tools / tool).chmod(0o755)
         (tools / "image-digest").write_text("registry/app@sha256:" + "a" * 64)
@@ -82,7 +90,11 @@ def rollout_arguments(values: Mapping[str, str] | None = None) -> list[str]:
             "/workspace/image-digest", str(tools / "image-digest")
         )
         ran = subprocess.run(
-            ["bash", "-c", script], env={"PATH": f"{tools}:/usr/bin:/bin"}, capture_output=True, text=True, check=True
+            ["bash", "-c", script],
+            env={"PATH": f"{tools}:/usr/bin:/bin", "TIMEOUT": build_timeout},
+            capture_output=True,
+            text=True,
+            check=True,
         )
     words = ran.stdout.splitlines()
     return words[words.index("deploy") + 1 :]
