@@ -45,7 +45,7 @@ from deploy.metrics import (
 )
 from deploy.revision import REVISION_FILE, RevisionTemplate
 from deploy.rollout import OperatorIntervened, Rollout, RolloutFailed, RolloutPlan, Terminated
-from tests.support.fake_cloud import FakeCloudRun
+from tests.support.fake_cloud import FakeCloudRun, HttpError
 
 WINDOW = Window(datetime(2026, 11, 30, 9, 2, tzinfo=UTC), datetime(2026, 11, 30, 9, 7, tzinfo=UTC))
 MINUTE = timedelta(minutes=1)
@@ -652,3 +652,38 @@ def test_sigterm_stops_a_real_rollout_process_with_its_own_status(tmp_path: Path
     out, err = process.communicate(timeout=30)
     assert process.returncode == 143, out + err
     assert "ROLLOUT CANCELLED: SIGTERM" in err
+
+
+# -- the Cloud Run fake, against what the Admin API reference and gcloud's source say ------------------------
+
+
+def test_the_fake_refuses_a_stale_resource_version_with_409() -> None:
+    fake = FakeCloudRun.serving("svc", "svc-a")
+    stale = fake.get()
+    fake.operator("--update-tags=mine=svc-a")
+    with pytest.raises(HttpError) as refused:
+        fake._put(stale, stale["metadata"]["resourceVersion"])
+    assert refused.value.status == 409
+
+
+def test_the_fakes_replace_puts_the_file_with_gclouds_own_resource_version_as_gcloud_528_does() -> None:
+    fake = FakeCloudRun.serving("svc", "svc-a")
+    stale = Service(fake.get())
+    fake.operator("--update-tags=mine=svc-a")
+    fake(["gcloud", "run", "services", "replace", "-"], json.dumps(stale.with_traffic({"svc-a": 100}, {})))
+    assert fake.spec_tags() == {}, "ReplaceServiceChange: the server's resourceVersion, so no 409 and theirs is gone"
+
+
+def test_the_fake_keeps_an_unready_revisions_tag_in_spec_but_never_serves_it() -> None:
+    fake = FakeCloudRun.serving("svc", "svc-a")
+    fake.never_ready_images.add("registry/broken@sha256:e")
+    command = ["gcloud", "run", "deploy", "svc", "--image=registry/broken@sha256:e", "--revision-suffix=b", "--tag=c-b"]
+    with pytest.raises(GcloudError, match=r"(?s)Deployment failed.*Revision 'svc-b' is not ready"):
+        fake([*command, "--no-traffic"])
+    assert fake.spec_tags() == {"c-b": "svc-b"}, "TagOnDeployChange wrote it with the template"
+    assert fake.served_tags() == {}
+    assert fake.served() == fake.asked() == {"svc-a": 100}, "--no-traffic pinned LATEST to the ready revision"
+    conditions = {c["type"]: c["status"] for c in fake.document["status"]["conditions"]}
+    assert conditions == {"Ready": "False", "ConfigurationsReady": "False", "RoutesReady": "False"}
+    with pytest.raises(GcloudError, match="is not ready"):
+        fake.operator("--update-tags=mine=svc-a")  # every later write keeps the tag, and fails
