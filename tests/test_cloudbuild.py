@@ -6,13 +6,22 @@ the build has passed); cloudbuild-rollout.yaml deploys an image of a build that 
 checks a pull request.
 """
 
+import ast
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from deploy.__main__ import parser
+from deploy.__main__ import REQUIRED, parser, plan_from
+from deploy.dry_run import dry_run
+from deploy.gates import Thresholds
+from deploy.rollout import RolloutPlan
 from tests.support.cloudbuild import REFERENCE
 from tests.support.gcloud_help import unknown_flags
 from tests.support.pipeline import (
@@ -20,9 +29,12 @@ from tests.support.pipeline import (
     PULL_REQUEST,
     ROLLOUT,
     load,
+    pipeline_values,
     plan_with_pipeline_defaults,
     rollout_arguments,
     rollout_gcloud_commands,
+    rollout_script,
+    rollout_substitutions,
     step,
 )
 from tests.support.terraform import STACK
@@ -33,8 +45,9 @@ CONFIGS = [BUILD, ROLLOUT, PULL_REQUEST]
 # Substitutions Cloud Build itself provides to a build started by a repository trigger.
 BUILT_IN = {"PROJECT_ID", "BUILD_ID", "PROJECT_NUMBER", "LOCATION", "COMMIT_SHA", "SHORT_SHA", "REVISION_ID"}
 BUILT_IN |= {"BRANCH_NAME", "TAG_NAME", "REPO_NAME", "REPO_FULL_NAME", "TRIGGER_NAME", "TRIGGER_BUILD_CONFIG_PATH"}
-# What the rollout build spends, at most, outside the canary's own windows: the toolbox, the source check, the deploy.
-NON_ROLLOUT_BUDGET = timedelta(minutes=15)
+# What the rollout build spends, at most, before `python -m deploy` starts: the toolbox, the source check, uv.
+OTHER_STEPS = timedelta(minutes=15)
+MARGIN = timedelta(minutes=10)
 ANY_DOLLAR = re.compile(r"(?<!\$)(?:\$\$)*\$(?!\$)(.?)")
 
 
@@ -94,8 +107,13 @@ def test_the_reference_pattern_tells_substitutions_from_escaped_shell() -> None:
     ("path", "passed_by_terraform", "passed_at_run_time"),
     [
         (BUILD, "build_substitutions", set()),
-        # The manual rollout trigger gets the build to deploy from the operator; the message bindings are optional.
-        (ROLLOUT, "rollout_substitutions", {"_SOURCE_BUILD", "_SOURCE_STATUS", "_SOURCE_TRIGGER"}),
+        # The manual rollout trigger gets the build to deploy from the operator; the message bindings are optional,
+        # and so is every tuning option of the rollout (empty: the tool's own default).
+        (
+            ROLLOUT,
+            "rollout_substitutions",
+            {"_SOURCE_BUILD", "_SOURCE_STATUS", "_SOURCE_TRIGGER"} | rollout_substitutions()[1],
+        ),
     ],
     ids=["build", "rollout"],
 )
@@ -151,52 +169,157 @@ def test_logs_go_to_cloud_logging_only() -> None:
         assert load(path)["options"]["logging"] == "CLOUD_LOGGING_ONLY"
 
 
-def test_the_rollout_step_passes_every_option_the_tool_requires_and_no_other() -> None:
+# -- the rollout step ------------------------------------------------------------------------------------
+
+
+def test_the_rollout_step_passes_every_required_option_and_only_options_the_tool_has() -> None:
     options = {action.option_strings[0]: action for action in parser()._actions if action.option_strings}
     passed = {argument.split("=", 1)[0] for argument in rollout_arguments()}
     assert passed <= set(options)
-    assert {name for name, action in options.items() if action.required} <= passed
+    assert {f"--{name}" for name in REQUIRED} | {"--source-build-time", "--deadline-seconds"} <= passed
 
 
-def test_the_pipeline_defaults_are_the_rollout_tool_defaults() -> None:
+def test_an_option_is_passed_only_when_its_substitution_is_set() -> None:
+    unset = rollout_arguments()
+    assert not [argument for argument in unset if argument.endswith("=")], "no empty option"
+    assert {argument.split("=")[0] for argument in unset} == {f"--{name}" for name in REQUIRED} | {
+        "--source-build-time",
+        "--deadline-seconds",
+    }
+    tuned = rollout_arguments(pipeline_values(_DWELL_SECONDS="120", _ALLOW_OLDER="true"))
+    assert set(tuned) - set(unset) == {"--dwell-seconds=120", "--allow-older=true"}
+
+
+def test_the_pipeline_sets_no_default_of_its_own() -> None:
     declared = load(ROLLOUT)["substitutions"]
-    options = {action.option_strings[0]: action for action in parser()._actions if action.option_strings}
-    compared = 0
-    for argument in rollout_arguments():
-        option, _, value = argument.partition("=")
-        action = options[option]
-        if action.required or not value.startswith("$_"):
-            continue
-        convert = action.type if callable(action.type) else str
-        assert convert(declared[value[1:]]) == action.default, f"{value} and {option} disagree"
-        compared += 1
-    assert compared == 9
-
-
-def test_the_build_timeout_covers_the_worst_rollout_and_the_lock_outlives_the_build() -> None:
+    _, optional = rollout_substitutions()
+    assert len(optional) == 11
+    assert {declared[name] for name in optional} == {""}, "the defaults live in RolloutPlan and Thresholds only"
     plan = plan_with_pipeline_defaults()
-    worst_step = plan.metrics_lag + plan.dwell + plan.max_extra_wait + plan.metrics_lag
+    assert (plan.dwell, list(plan.steps)) == (RolloutPlan.dwell, list(RolloutPlan.steps))
+    assert plan.thresholds == Thresholds()
+
+
+def test_the_source_builds_creation_time_orders_the_commits() -> None:
+    plan = plan_with_pipeline_defaults()
+    assert plan.source_build_time is not None
+    assert plan.source_build_time.isoformat() == "2026-11-30T09:00:00.123456+00:00"
+
+
+def test_the_rollout_installs_the_deploy_group_alone_and_exec_hands_it_sigterm() -> None:
+    assert "exec uv run --locked --only-group=deploy python -m deploy" in rollout_script()
+
+
+def third_party_imports() -> set[str]:
+    found = set()
+    for module in (REPO / "deploy").glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            found |= {name.split(".")[0] for name in names}
+    return found - set(sys.stdlib_module_names) - {"deploy"}
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~ \[]", requirement)[0].lower() for requirement in requirements}
+
+
+def test_the_deploy_group_holds_what_the_rollout_imports_and_nothing_of_the_app() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    group = requirement_names(project["dependency-groups"]["deploy"])
+    assert third_party_imports() == {"yaml"}
+    assert group == {"pyyaml"}
+    assert not group & requirement_names(project["project"]["dependencies"])
+
+
+def test_the_rollout_runs_with_the_deploy_group_alone(tmp_path: Path) -> None:
+    """A fresh environment of the deploy group only, as the rollout step makes it: the dry run runs in it."""
+    for name in ("pyproject.toml", "uv.lock", ".python-version"):
+        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "deploy", tmp_path / "deploy")
+    arguments = [f"--{name}=x" for name in REQUIRED if name not in ("image", "commit")]
+    arguments += ["--image=r/a@sha256:ab", "--commit=0123456789", "--source-build-time=2026-11-30T09:00:00Z"]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
+    ran = subprocess.run(
+        [
+            shutil.which("uv") or "uv",
+            "run",
+            "--locked",
+            "--only-group=deploy",
+            "python",
+            "-m",
+            "deploy",
+            *arguments,
+            "--dry-run",
+        ],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "gcloud run deploy x " in ran.stdout
+    installed = {path.name.split("-")[0].lower() for path in tmp_path.glob(".venv/lib/*/site-packages/*.dist-info")}
+    assert installed == {"pyyaml"}
+
+
+# -- the worst case fits the rollout build ------------------------------------------------------------------
+
+
+def test_the_worst_case_fits_the_rollout_builds_timeout_with_ten_minutes_to_spare() -> None:
     timeout = timedelta(seconds=int(load(ROLLOUT)["timeout"].removesuffix("s")))
-    assert NON_ROLLOUT_BUDGET + worst_step * len(plan.steps) <= timeout
-    assert timeout < plan.lock_ttl, "a live build's lock never expires under it"
+    plan = plan_with_pipeline_defaults()
+    # The step gives the rollout this build's timeout less what has passed and 10 minutes; the rollout ends by
+    # then however slow Cloud Run is (it stops, sends traffic back and releases the lock before it), and its
+    # slowest regular run, every wait and call at its limit, fits even if the steps before took their longest.
+    assert timeout - MARGIN - timedelta(seconds=2) <= plan.deadline <= timeout - MARGIN, "the build started just now"
+    assert plan.worst_case() <= timeout - OTHER_STEPS - MARGIN, f"{plan.worst_case()} + {OTHER_STEPS} + {MARGIN}"
+
+
+def test_a_rollout_build_without_the_time_for_its_worst_case_does_not_start() -> None:
+    arguments = rollout_arguments(build_timeout="3600s")
+    assert "--deadline-seconds=3000" in arguments
+    with pytest.raises(ValueError, match="beyond the 0:50:00 deadline"):
+        plan_from(parser().parse_args(arguments))
+
+
+# -- every gcloud command, checked here and mapped to permissions in test_deployer_permissions.py -----------
 
 
 def test_every_gcloud_command_the_rollout_build_runs_exists_with_its_flags() -> None:
-    expected = {
+    used = set()
+    for command in rollout_gcloud_commands():
+        path, unknown = unknown_flags(command)
+        used.add(path)
+        assert unknown == [], f"gcloud {path} has no {unknown}"
+    assert used == {
         "builds describe",
         "run deploy",
         "run services describe",
-        "run services update-traffic",
+        "run services replace",
         "storage cp",
         "storage rm",
         "storage cat",
         "storage objects describe",
         "auth print-access-token",
         "config list",
+    }, "the rollout calls only these, each scoped to the one service, bucket or build"
+
+
+def test_the_dry_run_issues_what_the_adapters_catalogue() -> None:
+    words = {
+        " ".join(line.split()[:4])
+        for line in dry_run(plan_with_pipeline_defaults(), "p", "europe-west1", "b")
+        if line.startswith("gcloud")
     }
-    used = set()
-    for command in rollout_gcloud_commands():
-        path, unknown = unknown_flags(command)
-        used.add(path)
-        assert unknown == [], f"gcloud {path} has no {unknown}"
-    assert used == expected, "the rollout calls only these, each scoped to the one service, bucket or build"
+    assert words >= {
+        "gcloud run services describe",
+        "gcloud run services replace",
+        "gcloud run deploy birthday-api",
+        "gcloud storage cp -",
+        "gcloud storage objects describe",
+        "gcloud storage cat 'gs://b/releases/birthday-api.json#1'",
+        "gcloud storage rm gs://b/locks/birthday-api.json",
+    }

@@ -9,8 +9,8 @@ makes them and as the public permission references name them:
   (run.services.get, run.services.update, run.operations.get) and acting as the revision's service account,
   iam.serviceAccounts.actAs (https://cloud.google.com/run/docs/securing/service-identity).
 - Cloud Storage (https://cloud.google.com/storage/docs/access-control/iam-json): objects.insert needs
-  storage.objects.create, objects.get (metadata and media) storage.objects.get, objects.delete
-  storage.objects.delete.
+  storage.objects.create (and storage.objects.delete to overwrite an object), objects.get (metadata and media)
+  storage.objects.get, objects.delete storage.objects.delete.
 - Cloud Build: builds.get needs cloudbuild.builds.get; a build's own log in Cloud Logging needs
   logging.logEntries.create (https://cloud.google.com/build/docs/iam-roles-permissions).
 - Cloud Monitoring: projects.timeSeries.list needs monitoring.timeSeries.list.
@@ -49,7 +49,8 @@ PERMISSIONS_BY_COMMAND: dict[str, set[str]] = {
     "run services update-traffic": {"run.services.get", "run.services.update", "run.operations.get"},
     "run services replace": {"run.services.get", "run.services.update", "run.operations.get"},
     "run revisions describe": {"run.revisions.get"},
-    "storage cp": {"storage.objects.create"},
+    # cp writes the lock only if absent, but the release record over its previous version: that needs delete too.
+    "storage cp": {"storage.objects.create", "storage.objects.delete"},
     "storage objects describe": {"storage.objects.get"},
     "storage cat": {"storage.objects.get"},
     "storage rm": {"storage.objects.delete"},

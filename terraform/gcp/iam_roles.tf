@@ -5,15 +5,15 @@ locals {
   deployer_permissions = {
     # Granted on the project: none of these has a resource of its own below it.
     project = [
-      "cloudbuild.builds.get",      # source step: gcloud builds describe, the build whose image is deployed
+      "cloudbuild.builds.get",      # gcloud builds describe: the build to deploy (source step, createTime), this build's timeout
       "logging.logEntries.create",  # the rollout build's own log (options.logging: CLOUD_LOGGING_ONLY)
       "monitoring.timeSeries.list", # the gates: projects.timeSeries.list of the Cloud Run request metrics
-      "run.operations.get",         # gcloud run deploy and services update-traffic wait on the operation they start
+      "run.operations.get",         # gcloud run deploy and services replace wait on the operation they start
     ]
     # Granted on the Cloud Run service alone.
     service = [
-      "run.services.get",    # gcloud run services describe; deploy and update-traffic read the service first
-      "run.services.update", # gcloud run deploy and services update-traffic replace the service
+      "run.services.get",    # gcloud run services describe; deploy and services replace read the service first
+      "run.services.update", # gcloud run deploy (a revision) and services replace (traffic, tags) replace the service
     ]
     # Granted on the runtime service account alone.
     runtime_account = [
@@ -21,8 +21,8 @@ locals {
     ]
     # Granted on the rollout lock bucket alone.
     lock_bucket = [
-      "storage.objects.create", # gcloud storage cp --if-generation-match=0: take the lock
-      "storage.objects.delete", # gcloud storage rm --if-generation-match: release exactly the lock taken
+      "storage.objects.create", # gcloud storage cp --if-generation-match: take the lock, write the release record
+      "storage.objects.delete", # gcloud storage rm --if-generation-match: release exactly the lock taken; cp over an object
       "storage.objects.get",    # gcloud storage objects describe and cat: read the lock and the freeze
     ]
   }
