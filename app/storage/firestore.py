@@ -45,12 +45,12 @@ MAX_READ_BATCHES_IN_FLIGHT = 4
 # A Commit holds at most 500 writes. One commit at a time: batches commit in the order their PUTs arrived.
 MAX_WRITE_BATCH_SIZE = 500
 MAX_WRITE_BATCHES_IN_FLIGHT = 1
-RECONNECT_BACKOFF_MS = {"initial": 100, "min": 100, "max": 1000}
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
-    # A channel that lost its server tries again within a second, not after up to two minutes.
-    ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS["initial"]),
-    ("grpc.min_reconnect_backoff_ms", RECONNECT_BACKOFF_MS["min"]),
-    ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS["max"]),
+    # A channel that lost its server tries again within a second, not after up to two minutes. The minimum
+    # is left alone: gRPC also uses it as the time a connection attempt may take (20 s), and a low one fails
+    # every handshake slower than itself.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
     # What the library's own client sets: keepalive pings, and no cap on message sizes.
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.max_send_message_length", -1),
