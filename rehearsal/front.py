@@ -1,0 +1,131 @@
+"""The stand-in's front end: the HTTP proxy gcloud is pointed at, routing each request by its host.
+
+gcloud 528 reaches it with CLOUDSDK_PROXY_TYPE=http, CLOUDSDK_PROXY_ADDRESS and CLOUDSDK_PROXY_PORT, so every
+call it makes arrives here in proxy form. CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN=http://run.local/ makes the Cloud
+Run calls `http://<region>-run.local/...` (gcloud prefixes the region), and
+CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE=http://storage.local/ the Cloud Storage ones. Any other host, method or
+path is a request no stand-in understands: it is answered 501 with its name and reported to the test.
+
+The Cloud Run Admin API v1 methods served are the ones gcloud uses for `run deploy`, `services describe`,
+`services update-traffic`, `services replace` and `revisions describe/list`: namespaces.services get, list,
+create and replaceService, namespaces.revisions get and list, and projects.locations.services
+testIamPermissions (which `run deploy` asks before creating a service; IAM is not modelled, so every
+permission asked is granted).
+"""
+
+import json
+import re
+from collections.abc import Callable
+
+from aiohttp import web
+
+from rehearsal.api import ApiError, Json, NotModelled, invalid
+from rehearsal.knative import API_VERSION, CloudRun
+from rehearsal.storage import STORAGE_HOST, StorageFront
+
+RUN_HOST_SUFFIX = "-run.local"
+KNATIVE = rf"/apis/{re.escape(API_VERSION)}/namespaces/(?P<namespace>[^/]+)"
+V1 = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)"
+QUERY = {"alt", "dryRun", "labelSelector"}
+
+Handler = Callable[[CloudRun, re.Match[str], web.Request, Json | None], Json]
+
+
+def _dry_run(request: web.Request) -> bool:
+    value = request.rel_url.query.get("dryRun")
+    if value not in (None, "all"):
+        raise invalid(f"dryRun: the only supported value is 'all', got {value!r}")
+    return value == "all"
+
+
+def _body(body: Json | None) -> Json:
+    if body is None:
+        raise invalid("a request body is required")
+    return body
+
+
+ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
+    ("GET", re.compile(KNATIVE + r"/services/(?P<name>[^/]+)"), lambda run, m, r, b: run.get_service(m["namespace"], m["name"])),
+    ("GET", re.compile(KNATIVE + r"/services"), lambda run, m, r, b: run.list_services(m["namespace"])),
+    (
+        "POST",
+        re.compile(KNATIVE + r"/services"),
+        lambda run, m, r, b: run.create_service(m["namespace"], _body(b), dry_run=_dry_run(r)),
+    ),
+    (
+        "PUT",
+        re.compile(KNATIVE + r"/services/(?P<name>[^/]+)"),
+        lambda run, m, r, b: run.replace_service(m["namespace"], m["name"], _body(b), dry_run=_dry_run(r)),
+    ),
+    ("GET", re.compile(KNATIVE + r"/revisions/(?P<name>[^/]+)"), lambda run, m, r, b: run.get_revision(m["namespace"], m["name"])),
+    (
+        "GET",
+        re.compile(KNATIVE + r"/revisions"),
+        lambda run, m, r, b: run.list_revisions(m["namespace"], r.rel_url.query.get("labelSelector", "")),
+    ),
+    (
+        "POST",
+        re.compile(V1 + r"/services/(?P<name>[^/:]+):testIamPermissions"),
+        lambda run, m, r, b: {"permissions": list(_body(b).get("permissions", []))},
+    ),
+]
+
+
+class Front:
+    def __init__(
+        self,
+        cloud_run: CloudRun,
+        storage: StorageFront,
+        not_understood: Callable[[str], None],
+    ) -> None:
+        self._cloud_run = cloud_run
+        self._storage = storage
+        self._not_understood = not_understood
+        self.calls: list[str] = []
+        """Every request, as `METHOD host path`, for tests that check what gcloud did."""
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=10 * 1024 * 1024)
+        app.router.add_route("*", "/{path:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        host = request.host.split(":")[0]
+        name = f"{request.method} {host}{request.rel_url.path_qs}"
+        self.calls.append(name)
+        try:
+            if host == f"{self._cloud_run.region}{RUN_HOST_SUFFIX}":
+                return await self._cloud_run_api(request)
+            if host == STORAGE_HOST:
+                return await self._storage.handle(request)
+            raise NotModelled(f"no stand-in serves the host {host!r}")
+        except NotModelled as unknown:
+            message = f"the rehearsal does not model {name}: {unknown}"
+            self._not_understood(message)
+            return web.json_response(ApiError(501, "UNIMPLEMENTED", message).body(), status=501)
+
+    async def _cloud_run_api(self, request: web.Request) -> web.Response:
+        path = request.rel_url.path
+        if unknown := sorted(set(request.rel_url.query) - QUERY):
+            raise NotModelled(f"query parameters {unknown}")
+        if (alt := request.rel_url.query.get("alt", "json")) != "json":
+            raise NotModelled(f"alt={alt}")
+        for method, pattern, handler in ROUTES:
+            if request.method == method and (match := pattern.fullmatch(path)):
+                break
+        else:
+            raise NotModelled("no such Cloud Run Admin API v1 method")
+        if "region" in match.groupdict() and match["region"] != self._cloud_run.region:
+            raise NotModelled(f"region {match['region']} (the stand-in serves {self._cloud_run.region})")
+        try:
+            raw = await request.read()
+            body = json.loads(raw) if raw else None
+            if body is not None and not isinstance(body, dict):
+                raise invalid("the request body must be a JSON object")
+            answer = handler(self._cloud_run, match, request, body)
+        except json.JSONDecodeError as error:
+            answer_error = invalid(f"the request body is not JSON: {error}")
+            return web.json_response(answer_error.body(), status=answer_error.code)
+        except ApiError as error:
+            return web.json_response(error.body(), status=error.code)
+        return web.json_response(answer)
