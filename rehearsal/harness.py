@@ -1,0 +1,297 @@
+"""One scenario on the shared stand-in cloud: its own project (Cloud Run namespace, Firestore data, lock bucket),
+its releases, the client load, the rollouts it runs through the pipeline's own step, and what they did.
+"""
+
+import hashlib
+import json
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from rehearsal import seed
+from rehearsal.api import Json
+from rehearsal.cloud import Cloud
+from rehearsal.faults import GOOD, Behaviour
+from rehearsal.pipeline import REPOSITORY, Running, RolloutStep, compressed, resolve, start, workspace
+from rehearsal.served import Served
+
+Outcome = Literal["promoted", "rolled_back", "refused", "stopped", "never_served"]
+ROLLOUT_LIMIT_SECONDS = 240
+"""Longest one compressed rollout may take before the rehearsal kills it and fails."""
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """What every scenario shares."""
+
+    cloud: Cloud
+    step: RolloutStep
+    directory: Path
+    compression: float
+    load_rate: float = 30
+
+
+@dataclass
+class Rollout:
+    """One run of the pipeline's rollout step, and what it did."""
+
+    commit: str
+    build_id: str
+    image: str
+    started: float
+    ended: float = 0.0
+    exit_code: int | None = None
+    """None when the rehearsal killed it."""
+    killed_by: str | None = None
+    output: str = ""
+    candidate: str | None = None
+    outcome: Outcome | None = None
+    traffic_before: dict[str, int] = field(default_factory=dict)
+    traffic_after: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> Json:
+        return {
+            "build": self.build_id,
+            "commit": self.commit[:7],
+            "exit_code": self.exit_code,
+            "killed_by": self.killed_by,
+            "candidate": self.candidate,
+            "outcome": self.outcome,
+            "traffic_before": self.traffic_before,
+            "traffic_after": self.traffic_after,
+            "duration_s": round(self.ended - self.started, 1),
+        }
+
+
+def commits(count: int) -> list[str]:
+    """The newest `count` commits of this repository, newest first: real ones, so ancestry can be checked."""
+    listed = subprocess.run(
+        ["git", "rev-list", f"--max-count={count}", "HEAD"], cwd=REPOSITORY, capture_output=True, text=True, check=True
+    )
+    found = listed.stdout.split()
+    if len(found) < count:
+        raise RuntimeError(f"the rehearsal needs {count} commits of history, the clone has {len(found)}")
+    return found
+
+
+def percentiles(latencies: list[float], quantile: float) -> float | None:
+    if not latencies:
+        return None
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+
+
+class Stage:
+    def __init__(self, rehearsal: Rehearsal, name: str) -> None:
+        self.rehearsal = rehearsal
+        self.cloud = rehearsal.cloud
+        self.name = name
+        self.project = seed.Project(f"rh-{name[:12].strip('-')}-{secrets.token_hex(3)}")
+        self.directory = rehearsal.directory / name
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.started = time.time()
+        self.rollouts: list[Rollout] = []
+        self._load: subprocess.Popen[bytes] | None = None
+        self._load_file = self.directory / "client-load.jsonl"
+        self._repository = f"{self.cloud.settings.region}-docker.pkg.dev/{self.project.id}/birthday-api/birthday-api"
+
+    # -- what Terraform and earlier pipeline runs left
+
+    def terraform(self) -> None:
+        """The bucket and the service with its placeholder revision, serving."""
+        self.cloud.create_bucket(self.project.lock_bucket)
+        self.cloud.create_service(self.project.id, seed.bootstrap_body(self.project))
+        self.wait_until_ready()
+
+    def release(self, name: str, behaviour: Behaviour = GOOD) -> str:
+        """An image the build pushed: its reference by digest."""
+        return self.cloud.registry.push(self._repository, f"{self.project.id}/{name}", behaviour)
+
+    def serving_already(self, image: str, commit: str) -> str:
+        """A release an earlier rollout shipped: a revision named as the rollout names them, with all traffic."""
+        revision = f"{self.project.service}-{commit[:7]}-{secrets.token_hex(3)}"
+        body = seed.service_body(self.project, revision, image)
+        self.cloud.call(lambda: self.cloud.cloud_run.replace_service(self.project.id, self.project.service, body))
+        self.wait_until_ready()
+        return revision
+
+    def wait_until_ready(self, timeout: float = 60) -> None:
+        def ready() -> bool:
+            body = self.cloud.cloud_run.services[(self.project.id, self.project.service)].body
+            status = body.get("status", {})
+            conditions = {entry["type"]: entry["status"] for entry in status.get("conditions", [])}
+            return status.get("observedGeneration") == body["metadata"]["generation"] and conditions.get("Ready") == "True"
+
+        self.cloud.wait_until(ready, timeout=timeout, what=f"{self.project.service} in {self.project.id} being Ready")
+
+    # -- the client load
+
+    def start_load(self, rate: float | None = None) -> None:
+        url = self.service()["status"]["url"]
+        self._load = subprocess.Popen(
+            [sys.executable, "-m", "rehearsal.load", url, str(self._load_file), f"--rate={rate or self.rehearsal.load_rate}"],
+            cwd=REPOSITORY,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.directory / "client-load.log").open("ab"),
+        )
+
+    def stop_load(self) -> None:
+        if self._load is not None and self._load.poll() is None:
+            self._load.send_signal(signal.SIGTERM)
+            try:
+                self._load.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._load.kill()
+                self._load.wait()
+
+    def client_records(self) -> list[Json]:
+        if not self._load_file.exists():
+            return []
+        return [json.loads(line) for line in self._load_file.read_text().splitlines() if line.strip()]
+
+    # -- rollouts
+
+    def start_rollout(self, image: str, commit: str, **values: str) -> tuple[Rollout, Running]:
+        build_id = secrets.token_hex(16)
+        build_id = f"{build_id[:8]}-{build_id[8:12]}-{build_id[12:16]}-{build_id[16:20]}-{build_id[20:]}"
+        step = self.rehearsal.step
+        given = {
+            **compressed(step.defaults, self.rehearsal.compression),
+            **self.project.trigger_substitutions(),
+            "BUILD_ID": build_id,
+            "COMMIT_SHA": commit,
+            "SHORT_SHA": commit[:7],
+            "LOCATION": self.cloud.settings.region,
+            "_REGION": self.cloud.settings.region,
+            "_SOURCE_COMMIT": commit,
+            "_SOURCE_BUILD_ID": hashlib.sha1(build_id.encode()).hexdigest()[:8],  # noqa: S324 (an id, not security)
+            "REPO_FULL_NAME": "example/birthday-api",
+            **values,
+        }
+        directory = workspace(self.directory / f"workspace-{len(self.rollouts) + 1}", {"image-digest": image + "\n"})
+        rollout = Rollout(commit, build_id, image, time.time(), traffic_before=self.traffic())
+        log = self.directory / f"rollout-{len(self.rollouts) + 1}.log"
+        running = start(step, resolve(step.defaults, given), directory, self.cloud.gcloud_environment(), log)
+        self.rollouts.append(rollout)
+        return rollout, running
+
+    def finish(self, rollout: Rollout, running: Running, *, killed_by: str | None = None) -> Rollout:
+        code = running.wait(ROLLOUT_LIMIT_SECONDS)
+        rollout.ended = time.time()
+        rollout.exit_code = None if killed_by else code
+        rollout.killed_by = killed_by
+        rollout.output = running.output()
+        rollout.traffic_after = self.traffic()
+        rollout.candidate = self._candidate(rollout)
+        rollout.outcome = self._outcome(rollout)
+        return rollout
+
+    def rollout(self, image: str, commit: str, **values: str) -> Rollout:
+        return self.finish(*self.start_rollout(image, commit, **values))
+
+    def rollout_until(
+        self, image: str, commit: str, condition: Callable[[], bool], action: Callable[[Running], str | None], **values: str
+    ) -> Rollout:
+        """Start a rollout, and once `condition` holds, act on it (the action may say it killed the build)."""
+        rollout, running = self.start_rollout(image, commit, **values)
+        deadline = time.monotonic() + ROLLOUT_LIMIT_SECONDS
+        while not condition():
+            if running.process.poll() is not None or time.monotonic() > deadline:
+                return self.finish(rollout, running)
+            time.sleep(0.2)
+        killed_by = action(running)
+        return self.finish(rollout, running, killed_by=killed_by)
+
+    def _candidate(self, rollout: Rollout) -> str | None:
+        revisions = self.cloud.call(lambda: self.cloud.cloud_run.list_revisions(self.project.id))["items"]
+        made = [
+            one["metadata"]["name"]
+            for one in revisions
+            if one["spec"]["containers"][0]["image"] == rollout.image
+            and self._created(one) >= rollout.started - 1
+        ]
+        return made[-1] if made else None
+
+    @staticmethod
+    def _created(revision: Json) -> float:
+        return datetime.fromisoformat(revision["metadata"]["creationTimestamp"].replace("Z", "+00:00")).timestamp()
+
+    def _outcome(self, rollout: Rollout) -> Outcome:
+        after = rollout.traffic_after
+        candidate = rollout.candidate
+        if candidate is not None and after == {candidate: 100}:
+            return "promoted"
+        if candidate is None:
+            return "refused"
+        if not any(one.revision == candidate for one in self.served()):
+            return "never_served"
+        if rollout.exit_code in (0, 1) and after == rollout.traffic_before:
+            return "rolled_back"
+        return "stopped"
+
+    # -- what there is to see
+
+    def service(self) -> Json:
+        return self.cloud.service(self.project.id, self.project.service)
+
+    def traffic(self) -> dict[str, int]:
+        """status.traffic: percent by revision, revisions without traffic left out."""
+        split: dict[str, int] = {}
+        for entry in self.service().get("status", {}).get("traffic", []):
+            if entry.get("percent"):
+                split[entry["revisionName"]] = split.get(entry["revisionName"], 0) + entry["percent"]
+        return split
+
+    def served(self) -> list[Served]:
+        return self.cloud.served(self.project.id)
+
+    def gcloud(self, *arguments: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """An operator at a terminal: the real gcloud against the stand-ins."""
+        scope = [f"--project={self.project.id}"]
+        if arguments[0] == "run":
+            scope.append(f"--region={self.cloud.settings.region}")
+        return subprocess.run(
+            ["gcloud", *arguments, *scope],
+            env=self.cloud.gcloud_environment(),
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=60,
+            check=False,
+        )
+
+    def object_exists(self, name: str) -> bool:
+        found = self.gcloud("storage", "objects", "describe", f"gs://{self.project.lock_bucket}/{name}")
+        return found.returncode == 0
+
+    # -- the report
+
+    def report(self, subject: Rollout, extra: Mapping[str, Any] | None = None) -> Json:
+        records = [one for one in self.client_records() if one.get("method")]
+        return {
+            "scenario": self.name,
+            "outcome": subject.outcome,
+            "final_traffic": self.traffic(),
+            "client_requests": len(records),
+            "client_5xx": sum(1 for one in records if (one.get("status") or 0) >= 500),
+            "client_connection_errors": sum(1 for one in records if one.get("status") is None),
+            "stale_reads": sum(1 for one in records if one.get("stale")),
+            "duration_s": round(time.time() - self.started, 1),
+            "rollouts": [one.summary() for one in self.rollouts],
+            **(extra or {}),
+        }
+
+    def close(self) -> None:
+        """Stop the client load; keep what the router served next to the other logs."""
+        self.stop_load()
+        with (self.directory / "served.jsonl").open("w") as out:
+            for one in self.served():
+                out.write(json.dumps(one.__dict__) + "\n")
+
