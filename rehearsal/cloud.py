@@ -52,6 +52,8 @@ class Cloud:
         self.registry = Registry()
         self.requests = RequestLog()
         self.not_understood: list[str] = []
+        self.traffic_history: list[tuple[float, ServiceKey, dict[str, int]]] = []
+        """Every change of a service's status.traffic: when, which service, percent by revision."""
         self._emulator = StorageEmulator(self.logs / "storage-emulator.log")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="stand-in cloud", daemon=True)
@@ -83,6 +85,8 @@ class Cloud:
             self.run(self._stop(), timeout=60)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
         self._emulator.stop()
 
     async def _start(self) -> None:
@@ -208,12 +212,16 @@ class Cloud:
         self.runtime.deploy(revision)
 
     def traffic_changed(self, service: Service) -> None:
+        split = {entry["revisionName"]: entry["percent"] for entry in service.status_traffic() if entry.get("percent")}
+        self.traffic_history.append((time.time(), service.key, split))
         self._in_background(self._traffic_changed(service))
 
     async def _traffic_changed(self, service: Service) -> None:
         await self.router.traffic_changed(service)
         routable = {
-            (one.namespace, entry["revisionName"]) for one in self.cloud_run.services.values() for entry in one.status_traffic()
+            (one.namespace, entry["revisionName"])
+            for one in self.cloud_run.services.values()
+            for entry in one.status_traffic()
         }
         await self.runtime.retain(routable)
 

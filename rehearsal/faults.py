@@ -19,6 +19,8 @@ class Behaviour:
     """`python -m app` (this tree), or the hello placeholder."""
     server_error_share: float = 0.0
     """Share of user requests answered 500 in front of the process, spread evenly (every fifth for 0.2)."""
+    errors_after_requests: int = 0
+    """The errors start once the revision has answered this many requests: a bug that shows only under load."""
     slowdown: float = 1.0
     """Each user request takes this many times as long as the process took to answer it."""
     startup_probe_fails: bool = False
@@ -28,8 +30,8 @@ class Behaviour:
 
     def fails(self, request_number: int) -> bool:
         """Whether the n-th user request (from 1) gets an injected 500: floor(n*share) steps up by one."""
-        share = self.server_error_share
-        return int(request_number * share) > int((request_number - 1) * share)
+        share, counted = self.server_error_share, request_number - self.errors_after_requests
+        return counted > 0 and int(counted * share) > int((counted - 1) * share)
 
 
 GOOD = Behaviour()

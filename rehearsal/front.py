@@ -45,7 +45,11 @@ def _body(body: Json | None) -> Json:
 
 
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
-    ("GET", re.compile(KNATIVE + r"/services/(?P<name>[^/]+)"), lambda run, m, r, b: run.get_service(m["namespace"], m["name"])),
+    (
+        "GET",
+        re.compile(KNATIVE + r"/services/(?P<name>[^/]+)"),
+        lambda run, m, r, b: run.get_service(m["namespace"], m["name"]),
+    ),
     ("GET", re.compile(KNATIVE + r"/services"), lambda run, m, r, b: run.list_services(m["namespace"])),
     (
         "POST",
@@ -57,7 +61,11 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         re.compile(KNATIVE + r"/services/(?P<name>[^/]+)"),
         lambda run, m, r, b: run.replace_service(m["namespace"], m["name"], _body(b), dry_run=_dry_run(r)),
     ),
-    ("GET", re.compile(KNATIVE + r"/revisions/(?P<name>[^/]+)"), lambda run, m, r, b: run.get_revision(m["namespace"], m["name"])),
+    (
+        "GET",
+        re.compile(KNATIVE + r"/revisions/(?P<name>[^/]+)"),
+        lambda run, m, r, b: run.get_revision(m["namespace"], m["name"]),
+    ),
     (
         "GET",
         re.compile(KNATIVE + r"/revisions"),

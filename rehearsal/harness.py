@@ -19,10 +19,12 @@ from rehearsal import seed
 from rehearsal.api import Json
 from rehearsal.cloud import Cloud
 from rehearsal.faults import GOOD, Behaviour
-from rehearsal.pipeline import REPOSITORY, Running, RolloutStep, compressed, resolve, start, workspace
+from rehearsal.pipeline import REPOSITORY, RolloutStep, Running, compressed, resolve, start, workspace
 from rehearsal.served import Served
 
 Outcome = Literal["promoted", "rolled_back", "refused", "stopped", "never_served"]
+OPERATOR_CHANGED_TRAFFIC = 3
+"""`python -m deploy`'s documented exit status when an operator changed traffic during the rollout."""
 ROLLOUT_LIMIT_SECONDS = 240
 """Longest one compressed rollout may take before the rehearsal kills it and fails."""
 
@@ -81,7 +83,7 @@ def commits(count: int) -> list[str]:
     return found
 
 
-def percentiles(latencies: list[float], quantile: float) -> float | None:
+def percentile(latencies: list[float], quantile: float) -> float | None:
     if not latencies:
         return None
     ordered = sorted(latencies)
@@ -127,7 +129,9 @@ class Stage:
             body = self.cloud.cloud_run.services[(self.project.id, self.project.service)].body
             status = body.get("status", {})
             conditions = {entry["type"]: entry["status"] for entry in status.get("conditions", [])}
-            return status.get("observedGeneration") == body["metadata"]["generation"] and conditions.get("Ready") == "True"
+            return (
+                status.get("observedGeneration") == body["metadata"]["generation"] and conditions.get("Ready") == "True"
+            )
 
         self.cloud.wait_until(ready, timeout=timeout, what=f"{self.project.service} in {self.project.id} being Ready")
 
@@ -135,12 +139,14 @@ class Stage:
 
     def start_load(self, rate: float | None = None) -> None:
         url = self.service()["status"]["url"]
-        self._load = subprocess.Popen(
-            [sys.executable, "-m", "rehearsal.load", url, str(self._load_file), f"--rate={rate or self.rehearsal.load_rate}"],
-            cwd=REPOSITORY,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.directory / "client-load.log").open("ab"),
-        )
+        rate_option = f"--rate={rate or self.rehearsal.load_rate}"
+        with (self.directory / "client-load.log").open("ab") as log:
+            self._load = subprocess.Popen(
+                [sys.executable, "-m", "rehearsal.load", url, str(self._load_file), rate_option],
+                cwd=REPOSITORY,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
 
     def stop_load(self) -> None:
         if self._load is not None and self._load.poll() is None:
@@ -197,7 +203,12 @@ class Stage:
         return self.finish(*self.start_rollout(image, commit, **values))
 
     def rollout_until(
-        self, image: str, commit: str, condition: Callable[[], bool], action: Callable[[Running], str | None], **values: str
+        self,
+        image: str,
+        commit: str,
+        condition: Callable[[], bool],
+        action: Callable[[Running], str | None],
+        **values: str,
     ) -> Rollout:
         """Start a rollout, and once `condition` holds, act on it (the action may say it killed the build)."""
         rollout, running = self.start_rollout(image, commit, **values)
@@ -214,8 +225,7 @@ class Stage:
         made = [
             one["metadata"]["name"]
             for one in revisions
-            if one["spec"]["containers"][0]["image"] == rollout.image
-            and self._created(one) >= rollout.started - 1
+            if one["spec"]["containers"][0]["image"] == rollout.image and self._created(one) >= rollout.started - 1
         ]
         return made[-1] if made else None
 
@@ -224,6 +234,7 @@ class Stage:
         return datetime.fromisoformat(revision["metadata"]["creationTimestamp"].replace("Z", "+00:00")).timestamp()
 
     def _outcome(self, rollout: Rollout) -> Outcome:
+        """What the rollout did, from what it left: judged on the service and the router, not on its log."""
         after = rollout.traffic_after
         candidate = rollout.candidate
         if candidate is not None and after == {candidate: 100}:
@@ -232,11 +243,42 @@ class Stage:
             return "refused"
         if not any(one.revision == candidate for one in self.served()):
             return "never_served"
-        if rollout.exit_code in (0, 1) and after == rollout.traffic_before:
+        if rollout.exit_code != OPERATOR_CHANGED_TRAFFIC and after == rollout.traffic_before:
             return "rolled_back"
         return "stopped"
 
     # -- what there is to see
+
+    @property
+    def load_started(self) -> bool:
+        return self._load is not None
+
+    @property
+    def lock_object(self) -> str:
+        """Where the runbook (docs/operations.md) says the rollout lock is."""
+        return f"locks/{self.project.service}.json"
+
+    @property
+    def freeze_object(self) -> str:
+        """Where the runbook says an operator puts a freeze."""
+        return f"freeze/{self.project.service}"
+
+    def set_freeze(self, reason: str) -> subprocess.CompletedProcess[str]:
+        """As the runbook says: `gcloud storage cp - gs://$BUCKET/freeze/$SERVICE`."""
+        return self.gcloud("storage", "cp", "-", f"gs://{self.project.lock_bucket}/{self.freeze_object}", stdin=reason)
+
+    @staticmethod
+    def pause(seconds: float) -> None:
+        time.sleep(seconds)
+
+    def revisions(self) -> list[str]:
+        return self.cloud.call(
+            lambda: sorted(name for (space, name) in self.cloud.cloud_run.revisions if space == self.project.id)
+        )
+
+    def image_of(self, revision: str) -> str | None:
+        found = self.cloud.call(lambda: self.cloud.cloud_run.revisions.get((self.project.id, revision)))
+        return None if found is None else str(found.container["image"])
 
     def service(self) -> Json:
         return self.cloud.service(self.project.id, self.project.service)
@@ -248,6 +290,11 @@ class Stage:
             if entry.get("percent"):
                 split[entry["revisionName"]] = split.get(entry["revisionName"], 0) + entry["percent"]
         return split
+
+    def traffic_history(self) -> list[dict[str, int]]:
+        """Every split the service URL served, in order."""
+        key = (self.project.id, self.project.service)
+        return self.cloud.call(lambda: [split for _, where, split in self.cloud.traffic_history if where == key])
 
     def served(self) -> list[Served]:
         return self.cloud.served(self.project.id)
@@ -294,4 +341,3 @@ class Stage:
         with (self.directory / "served.jsonl").open("w") as out:
             for one in self.served():
                 out.write(json.dumps(one.__dict__) + "\n")
-

@@ -27,7 +27,7 @@ class Hello(BaseHTTPRequestHandler):
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _answer  # noqa: N815 (BaseHTTPRequestHandler's names)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's signature)
+    def log_message(self, format: str, *args: object) -> None:
         return
 
 

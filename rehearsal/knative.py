@@ -357,7 +357,9 @@ class CloudRun:
                 name = target["revisionName"]
                 revision = self.revisions.get((service.namespace, name))
                 if revision is None or revision.service != service.name:
-                    return self._route_failed("RevisionMissing", f"Revision '{name}' referenced in traffic not found."), None
+                    return self._route_failed(
+                        "RevisionMissing", f"Revision '{name}' referenced in traffic not found."
+                    ), None
                 if revision.ready is False:
                     return self._route_failed(
                         "RevisionFailed", f"Revision '{name}' is not ready and cannot serve traffic."
@@ -433,7 +435,9 @@ class CloudRun:
         if existing is not None and (
             existing.service != service.name or template_identity(existing.template) != template_identity(template)
         ):
-            raise ApiError(409, "ALREADY_EXISTS", f"Revision named '{name}' with different configuration already exists.")
+            raise ApiError(
+                409, "ALREADY_EXISTS", f"Revision named '{name}' with different configuration already exists."
+            )
 
     def _object(self, service: Service, metadata: Json, spec: Json, generation: int) -> Json:
         namespace, name = service.key

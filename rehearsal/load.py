@@ -108,7 +108,9 @@ class Load:
         try:
             if writes:
                 born = date_of(user.index, user.version + 1)
-                async with session.put(f"{self.url}/hello/{user.name}", json={"dateOfBirth": born.isoformat()}) as response:
+                async with session.put(
+                    f"{self.url}/hello/{user.name}", json={"dateOfBirth": born.isoformat()}
+                ) as response:
                     await response.read()
                     self._answered(record, response)
                 user.version += 1

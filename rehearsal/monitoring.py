@@ -166,11 +166,15 @@ class Monitoring:
         wanted = parse_filter(one("filter"))
         metric = wanted.pop("metric.type", "")
         if metric not in (REQUEST_COUNT, REQUEST_LATENCIES):
-            raise invalid(f"metric.type {metric!r} is not one the stand-in serves ({REQUEST_COUNT}, {REQUEST_LATENCIES})")
+            raise invalid(
+                f"metric.type {metric!r} is not one the stand-in serves ({REQUEST_COUNT}, {REQUEST_LATENCIES})"
+            )
         if wanted.pop("resource.type", RESOURCE_TYPE) != RESOURCE_TYPE:
             raise invalid(f"the Cloud Run request metrics are on resource.type {RESOURCE_TYPE!r}")
         if unknown_labels := sorted(
-            set(wanted) - {f"resource.labels.{name}" for name in RESOURCE_LABELS} - {f"metric.labels.{name}" for name in METRIC_LABELS}
+            set(wanted)
+            - {f"resource.labels.{name}" for name in RESOURCE_LABELS}
+            - {f"metric.labels.{name}" for name in METRIC_LABELS}
         ):
             raise invalid(f"labels not on {metric}: {unknown_labels}")
         start, end = parse_time(one("interval.startTime", one("interval.endTime"))), parse_time(one("interval.endTime"))
@@ -188,7 +192,9 @@ class Monitoring:
             raise invalid("a cross-series reducer needs a per-series aligner")
         group_by = [field.replace(".label.", ".labels.") for field in query.get("aggregation.groupByFields", [])]
         if unknown_group := sorted(
-            set(group_by) - {f"resource.labels.{name}" for name in RESOURCE_LABELS} - {f"metric.labels.{name}" for name in METRIC_LABELS}
+            set(group_by)
+            - {f"resource.labels.{name}" for name in RESOURCE_LABELS}
+            - {f"metric.labels.{name}" for name in METRIC_LABELS}
         ):
             raise invalid(f"aggregation.groupByFields not on {metric}: {unknown_group}")
         period = 0.0

@@ -61,7 +61,11 @@ def find_rollout_step(repository: Path = REPOSITORY) -> RolloutStep:
     found = []
     for config in sorted(repository.glob("cloudbuild*.yaml")):
         document = yaml.safe_load(config.read_text())
-        found += [RolloutStep(config, document, step) for step in document.get("steps", []) if ROLLOUT in " ".join(strings(step))]
+        found += [
+            RolloutStep(config, document, step)
+            for step in document.get("steps", [])
+            if ROLLOUT in " ".join(strings(step))
+        ]
     if len(found) != 1:
         where = ", ".join(f"{one.config.name}:{one.step.get('id')}" for one in found) or "none"
         raise PipelineError(f"expected exactly one Cloud Build step that runs `{ROLLOUT}`, found {where}")

@@ -21,8 +21,8 @@ from pathlib import Path
 import aiohttp
 
 from dev.network import free_port
-from rehearsal.faults import Behaviour, Registry
 from rehearsal.api import Json
+from rehearsal.faults import Behaviour, Registry
 from rehearsal.knative import Revision
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -32,6 +32,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "
 # Cloud Run's default startup probe when the container defines none: a TCP connection, for up to 240 s.
 DEFAULT_STARTUP_PROBE: Json = {"tcpSocket": {}, "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 240}
 STOP_GRACE_SECONDS = 10  # Cloud Run sends SIGKILL 10 s after SIGTERM
+DRAIN_SECONDS = 3
+"""An instance whose revision lost its traffic and tag stops only once it has had no request for this long."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ class RunningRevision:
         self.instance: Instance | None = None
         self.serving = asyncio.Event()
         self.requests = 0
+        self.in_flight = 0
+        self.last_request = time.monotonic()
         self.restarts = 0
         self.deployed = False
         """Passed its first startup probe: from then on the controller counts it Ready."""
@@ -233,6 +237,14 @@ class RunningRevision:
 
     async def handle(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
         """One user request: wait for an instance, inject the image's faults, forward."""
+        self.in_flight += 1
+        try:
+            return await self._handle(method, path, headers, body)
+        finally:
+            self.in_flight -= 1
+            self.last_request = time.monotonic()
+
+    async def _handle(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
         try:
             await asyncio.wait_for(self.serving.wait(), self.timeout)
         except TimeoutError:
@@ -286,6 +298,8 @@ class RevisionRuntime:
         self.log_dir = log_dir
         self._on_ready = on_ready
         self.running: dict[tuple[str, str], RunningRevision] = {}
+        self.keep: set[tuple[str, str]] = set()
+        """The revisions that have traffic or a tag, as of the latest change."""
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -300,9 +314,7 @@ class RevisionRuntime:
         image: str = revision.container["image"]
         behaviour = self.registry.behaviour(image)
         if behaviour is None:
-            self._on_ready(
-                revision.namespace, revision.name, False, "ImageNotFound", f"Image '{image}' not found."
-            )
+            self._on_ready(revision.namespace, revision.name, False, "ImageNotFound", f"Image '{image}' not found.")
             return
         running = RunningRevision(self, revision, behaviour)
         self.running[running.key] = running
@@ -317,9 +329,18 @@ class RevisionRuntime:
         return self.running.get((namespace, name))
 
     async def retain(self, keep: set[tuple[str, str]]) -> None:
-        """Stop the instances of revisions that can no longer receive requests (no traffic, no tag)."""
-        for key in [key for key, running in self.running.items() if key not in keep and running.deployed]:
-            await self.stop(key)
+        """Stop the instances of revisions that can no longer receive requests (no traffic, no tag), once drained.
+
+        Cloud Run lets requests in flight finish; so does this, and it waits a little longer for requests the
+        router sent just before the change.
+        """
+        self.keep = keep
+        while idle := [key for key, running in self.running.items() if key not in self.keep and running.deployed]:
+            for key in idle:
+                running = self.running.get(key)
+                if running and running.in_flight == 0 and time.monotonic() - running.last_request >= DRAIN_SECONDS:
+                    await self.stop(key)
+            await asyncio.sleep(0.5)
 
     async def stop(self, key: tuple[str, str]) -> None:
         running = self.running.pop(key, None)

@@ -33,7 +33,13 @@ NOT_MODELLED = {"ifGenerationNotMatch", "ifMetagenerationMatch", "ifMetagenerati
 
 
 def google_error(code: int, message: str, reason: str) -> web.Response:
-    body = {"error": {"code": code, "message": message, "errors": [{"message": message, "domain": "global", "reason": reason}]}}
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "errors": [{"message": message, "domain": "global", "reason": reason}],
+        }
+    }
     return web.json_response(body, status=code)
 
 
@@ -49,7 +55,15 @@ class StorageEmulator:
     def start(self, timeout: float = 30) -> None:
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1", f"--port={self.port}", "--in-memory"],
+                [
+                    sys.executable,
+                    "-m",
+                    "gcp_storage_emulator",
+                    "start",
+                    "--host=127.0.0.1",
+                    f"--port={self.port}",
+                    "--in-memory",
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -104,7 +118,9 @@ class StorageFront:
                 )
             response = await self._forward(request, path, body)
             if "uploadType=resumable" in path and "ifGenerationMatch" in query and "Location" in response.headers:
-                upload_id = urllib.parse.parse_qs(urllib.parse.urlsplit(response.headers["Location"]).query)["upload_id"][0]
+                upload_id = urllib.parse.parse_qs(urllib.parse.urlsplit(response.headers["Location"]).query)[
+                    "upload_id"
+                ][0]
                 self._uploads[upload_id] = (target[0], target[1], int(query["ifGenerationMatch"]))
             return response
 
@@ -132,7 +148,9 @@ class StorageFront:
             return (parts[5], name) if name else None
         return None
 
-    async def _live_generation_only(self, target: tuple[str, str], query: "web.MultiDictProxy[str]") -> web.Response | None:
+    async def _live_generation_only(
+        self, target: tuple[str, str], query: "web.MultiDictProxy[str]"
+    ) -> web.Response | None:
         if "generation" in query and int(query["generation"]) != await self._generation(*target):
             return google_error(404, f"No such object: {target[0]}/{target[1]}#{query['generation']}", "notFound")
         return None
@@ -150,7 +168,11 @@ class StorageFront:
             request.method, self._emulator + path, headers=headers, data=body or None, allow_redirects=False
         ) as response:
             content = await response.read()
-            kept = [(n, v) for n, v in response.headers.items() if n.lower() not in HOP_BY_HOP | {"content-length", "date", "server"}]
+            kept = [
+                (n, v)
+                for n, v in response.headers.items()
+                if n.lower() not in HOP_BY_HOP | {"content-length", "date", "server"}
+            ]
         forwarded = web.Response(status=response.status, body=content)
         for name, value in kept:
             forwarded.headers.add(name, value)
