@@ -92,7 +92,7 @@ class Cloud:
     async def _start(self) -> None:
         self.session = aiohttp.ClientSession()
         self.runtime = RevisionRuntime(self.registry, self._environment, self.logs, self._revision_ready)
-        self.cloud_run = CloudRun(self.settings.region, self, self._loop.call_soon)
+        self.cloud_run = CloudRun(self.settings.region, self, self._soon)
         self.router = Router(self.cloud_run.services.get, self.runtime, self.requests)
         await self.router.start()
         self.storage = StorageFront(self._emulator.url, self.session)
@@ -246,6 +246,9 @@ class Cloud:
             }
         )
         return environment
+
+    def _soon(self, callback: Callable[[], None]) -> None:
+        self._loop.call_soon(callback)
 
     def _in_background(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)

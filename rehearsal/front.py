@@ -102,15 +102,18 @@ class Front:
         name = f"{request.method} {host}{request.rel_url.path_qs}"
         self.calls.append(name)
         try:
-            if host == f"{self._cloud_run.region}{RUN_HOST_SUFFIX}":
-                return await self._cloud_run_api(request)
-            if host == STORAGE_HOST:
-                return await self._storage.handle(request)
-            raise NotModelled(f"no stand-in serves the host {host!r}")
+            return await self._route(host, request)
         except NotModelled as unknown:
             message = f"the rehearsal does not model {name}: {unknown}"
             self._not_understood(message)
             return web.json_response(ApiError(501, "UNIMPLEMENTED", message).body(), status=501)
+
+    async def _route(self, host: str, request: web.Request) -> web.StreamResponse:
+        if host == f"{self._cloud_run.region}{RUN_HOST_SUFFIX}":
+            return await self._cloud_run_api(request)
+        if host == STORAGE_HOST:
+            return await self._storage.handle(request)
+        raise NotModelled(f"no stand-in serves the host {host!r}")
 
     async def _cloud_run_api(self, request: web.Request) -> web.Response:
         path = request.rel_url.path
@@ -118,11 +121,17 @@ class Front:
             raise NotModelled(f"query parameters {unknown}")
         if (alt := request.rel_url.query.get("alt", "json")) != "json":
             raise NotModelled(f"alt={alt}")
-        for method, pattern, handler in ROUTES:
-            if request.method == method and (match := pattern.fullmatch(path)):
-                break
-        else:
+        route = next(
+            (
+                (match, handler)
+                for method, pattern, handler in ROUTES
+                if request.method == method and (match := pattern.fullmatch(path))
+            ),
+            None,
+        )
+        if route is None:
             raise NotModelled("no such Cloud Run Admin API v1 method")
+        match, handler = route
         if "region" in match.groupdict() and match["region"] != self._cloud_run.region:
             raise NotModelled(f"region {match['region']} (the stand-in serves {self._cloud_run.region})")
         try:

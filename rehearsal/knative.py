@@ -517,20 +517,18 @@ class CloudRun:
 
 def label_matcher(selector: str) -> Callable[[Mapping[str, str]], bool]:
     """labelSelector of revisions.list: comma-separated `k=v`, `k==v`, `k!=v`, `k` (exists), `!k`, `k in (a,b)`."""
-    clauses: list[Callable[[Mapping[str, str]], bool]] = []
-    for part in re.split(r",(?![^()]*\))", selector):
-        text = part.strip()
-        if not text:
-            continue
-        if found := re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", text):
-            key, operator, values = found[1], found[2], {value.strip() for value in found[3].split(",")}
-            clauses.append(lambda labels, k=key, o=operator, v=values: (labels.get(k) in v) == (o == "in"))
-        elif found := re.fullmatch(r"([\w./-]+)\s*(==|=|!=)\s*([\w./-]*)", text):
-            key, operator, value = found[1], found[2], found[3]
-            clauses.append(lambda labels, k=key, o=operator, v=value: (labels.get(k) == v) == (o != "!="))
-        elif found := re.fullmatch(r"(!?)([\w./-]+)", text):
-            negated, key = found[1] == "!", found[2]
-            clauses.append(lambda labels, k=key, n=negated: (k in labels) != n)
-        else:
-            raise invalid(f"labelSelector: cannot parse {text!r}")
+    clauses = [label_clause(part.strip()) for part in re.split(r",(?![^()]*\))", selector) if part.strip()]
     return lambda labels: all(clause(labels) for clause in clauses)
+
+
+def label_clause(text: str) -> Callable[[Mapping[str, str]], bool]:
+    if found := re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", text):
+        key, inside, values = found[1], found[2] == "in", {value.strip() for value in found[3].split(",")}
+        return lambda labels: (labels.get(key) in values) == inside
+    if found := re.fullmatch(r"([\w./-]+)\s*(==|=|!=)\s*([\w./-]*)", text):
+        key, equal, value = found[1], found[2] != "!=", found[3]
+        return lambda labels: (labels.get(key) == value) == equal
+    if found := re.fullmatch(r"(!?)([\w./-]+)", text):
+        negated, key = found[1] == "!", found[2]
+        return lambda labels: (key in labels) != negated
+    raise invalid(f"labelSelector: cannot parse {text!r}")

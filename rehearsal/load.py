@@ -9,6 +9,7 @@ method, user, status (None on a connection error), latency, the revision that an
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import signal
@@ -84,10 +85,8 @@ class Load:
                 else:
                     self._record({"t": time.time(), "method": None, "user": None, "error": "no idle user"})
                 tick += 1 / self.rate
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), max(0.0, tick - time.monotonic()))
-                except TimeoutError:
-                    pass
             if tasks:
                 await asyncio.wait(tasks)
 

@@ -128,6 +128,78 @@ def percentile(latencies: Sequence[float], quantile: float) -> float:
     return 0.0
 
 
+LABELS = {f"resource.labels.{name}" for name in RESOURCE_LABELS} | {f"metric.labels.{name}" for name in METRIC_LABELS}
+
+
+@dataclass(frozen=True)
+class Query:
+    """A timeSeries.list request, checked: anything the stand-in does not model is refused, naming it."""
+
+    metric: str
+    wanted: dict[str, str]
+    start: float
+    end: float
+    aligner: str
+    reducer: str
+    group_by: list[str]
+    period: float
+
+    @property
+    def raw(self) -> bool:
+        return self.aligner == "ALIGN_NONE"
+
+    @classmethod
+    def parse(cls, query: Mapping[str, Sequence[str]]) -> "Query":
+        if unknown := sorted(set(query) - PARAMETERS):
+            raise invalid(f"query parameters not modelled by the stand-in: {unknown}")
+
+        def one(name: str, default: str | None = None) -> str:
+            values = query.get(name)
+            if values:
+                return values[0]
+            if default is None:
+                raise invalid(f"{name} is required")
+            return default
+
+        wanted = parse_filter(one("filter"))
+        metric = wanted.pop("metric.type", "")
+        if metric not in (REQUEST_COUNT, REQUEST_LATENCIES):
+            raise invalid(
+                f"metric.type {metric!r} is not one the stand-in serves: {REQUEST_COUNT}, {REQUEST_LATENCIES}"
+            )
+        if wanted.pop("resource.type", RESOURCE_TYPE) != RESOURCE_TYPE:
+            raise invalid(f"the Cloud Run request metrics are on resource.type {RESOURCE_TYPE!r}")
+        group_by = [field.replace(".label.", ".labels.") for field in query.get("aggregation.groupByFields", [])]
+        if unknown_labels := sorted((set(wanted) | set(group_by)) - LABELS):
+            raise invalid(f"labels not on {metric}: {unknown_labels}")
+        asked = cls(
+            metric=metric,
+            wanted=wanted,
+            start=parse_time(one("interval.startTime", one("interval.endTime"))),
+            end=parse_time(one("interval.endTime")),
+            aligner=one("aggregation.perSeriesAligner", "ALIGN_NONE"),
+            reducer=one("aggregation.crossSeriesReducer", "REDUCE_NONE"),
+            group_by=group_by,
+            period=parse_duration(one("aggregation.alignmentPeriod", "60s")),
+        )
+        asked.check()
+        return asked
+
+    def check(self) -> None:
+        if self.start > self.end:
+            raise invalid("interval.startTime is after interval.endTime")
+        if self.aligner not in ("ALIGN_NONE", "ALIGN_DELTA"):
+            raise invalid(f"aggregation.perSeriesAligner {self.aligner} is not modelled by the stand-in")
+        if self.reducer not in ("REDUCE_NONE", "REDUCE_SUM", *PERCENTILES):
+            raise invalid(f"aggregation.crossSeriesReducer {self.reducer} is not modelled by the stand-in")
+        if self.reducer in PERCENTILES and self.metric != REQUEST_LATENCIES:
+            raise invalid(f"{self.reducer} needs a distribution metric, not {self.metric}")
+        if self.reducer != "REDUCE_NONE" and self.raw:
+            raise invalid("a cross-series reducer needs a per-series aligner")
+        if self.period < 60:
+            raise invalid("aggregation.alignmentPeriod must be at least 60 seconds")
+
+
 class Monitoring:
     def __init__(
         self,
@@ -152,65 +224,22 @@ class Monitoring:
             raise
 
     def _list(self, project: str, query: Mapping[str, Sequence[str]]) -> Json:
-        if unknown := sorted(set(query) - PARAMETERS):
-            raise invalid(f"query parameters not modelled by the stand-in: {unknown}")
-
-        def one(name: str, default: str | None = None) -> str:
-            values = query.get(name)
-            if not values:
-                if default is None:
-                    raise invalid(f"{name} is required")
-                return default
-            return values[0]
-
-        wanted = parse_filter(one("filter"))
-        metric = wanted.pop("metric.type", "")
-        if metric not in (REQUEST_COUNT, REQUEST_LATENCIES):
-            raise invalid(
-                f"metric.type {metric!r} is not one the stand-in serves ({REQUEST_COUNT}, {REQUEST_LATENCIES})"
-            )
-        if wanted.pop("resource.type", RESOURCE_TYPE) != RESOURCE_TYPE:
-            raise invalid(f"the Cloud Run request metrics are on resource.type {RESOURCE_TYPE!r}")
-        if unknown_labels := sorted(
-            set(wanted)
-            - {f"resource.labels.{name}" for name in RESOURCE_LABELS}
-            - {f"metric.labels.{name}" for name in METRIC_LABELS}
-        ):
-            raise invalid(f"labels not on {metric}: {unknown_labels}")
-        start, end = parse_time(one("interval.startTime", one("interval.endTime"))), parse_time(one("interval.endTime"))
-        if start > end:
-            raise invalid("interval.startTime is after interval.endTime")
-        aligner = one("aggregation.perSeriesAligner", "ALIGN_NONE")
-        reducer = one("aggregation.crossSeriesReducer", "REDUCE_NONE")
-        if aligner not in ("ALIGN_NONE", "ALIGN_DELTA"):
-            raise invalid(f"aggregation.perSeriesAligner {aligner} is not modelled by the stand-in")
-        if reducer not in ("REDUCE_NONE", "REDUCE_SUM", *PERCENTILES):
-            raise invalid(f"aggregation.crossSeriesReducer {reducer} is not modelled by the stand-in")
-        if reducer in PERCENTILES and metric != REQUEST_LATENCIES:
-            raise invalid(f"{reducer} needs a distribution metric, not {metric}")
-        if reducer != "REDUCE_NONE" and aligner == "ALIGN_NONE":
-            raise invalid("a cross-series reducer needs a per-series aligner")
-        group_by = [field.replace(".label.", ".labels.") for field in query.get("aggregation.groupByFields", [])]
-        if unknown_group := sorted(
-            set(group_by)
-            - {f"resource.labels.{name}" for name in RESOURCE_LABELS}
-            - {f"metric.labels.{name}" for name in METRIC_LABELS}
-        ):
-            raise invalid(f"aggregation.groupByFields not on {metric}: {unknown_group}")
-        period = 0.0
-        if aligner != "ALIGN_NONE":
-            period = parse_duration(one("aggregation.alignmentPeriod"))
-            if period < 60:
-                raise invalid("aggregation.alignmentPeriod must be at least 60 seconds")
-
-        visible = self._visible_samples(project, wanted, start if aligner == "ALIGN_NONE" else None, end)
-        if aligner == "ALIGN_NONE":
-            series = self._raw(visible, start, end)
+        asked = Query.parse(query)
+        visible = self._visible_samples(project, asked.wanted, asked.start if asked.raw else None, asked.end)
+        if asked.raw:
+            series = self._raw(visible)
         else:
-            series = self._aligned(visible, self.time.real(period), start, end, reducer, group_by)
-        rendered = [self._render(metric, labels, points, reducer) for labels, points in series]
+            series = self._aligned(
+                samples=visible,
+                period=self.time.real(asked.period),
+                start=asked.start,
+                end=asked.end,
+                reducer=asked.reducer,
+                group_by=asked.group_by,
+            )
+        rendered = [self._render(asked.metric, labels, points, asked.reducer) for labels, points in series]
         rendered = [one_series for one_series in rendered if one_series["points"]]
-        return self._page(rendered, query, "1" if metric == REQUEST_COUNT else "ms")
+        return self._page(rendered, query, "1" if asked.metric == REQUEST_COUNT else "ms")
 
     def _visible_samples(
         self, project: str, wanted: Mapping[str, str], start: float | None, end: float
@@ -230,7 +259,7 @@ class Monitoring:
         return samples
 
     def _raw(
-        self, samples: Mapping[tuple[tuple[str, str], ...], Mapping[float, list[Served]]], start: float, end: float
+        self, samples: Mapping[tuple[tuple[str, str], ...], Mapping[float, list[Served]]]
     ) -> list[tuple[dict[str, str], list[tuple[float, float, list[Served]]]]]:
         sample = self.time.real(self.time.sample_period)
         return [
@@ -240,6 +269,7 @@ class Monitoring:
 
     def _aligned(
         self,
+        *,
         samples: Mapping[tuple[tuple[str, str], ...], Mapping[float, list[Served]]],
         period: float,
         start: float,
@@ -248,7 +278,7 @@ class Monitoring:
         group_by: Iterable[str],
     ) -> list[tuple[dict[str, str], list[tuple[float, float, list[Served]]]]]:
         """ALIGN_DELTA: periods of `period` seconds ending at the interval's end, each summing its samples."""
-        ends = []
+        ends: list[float] = []
         period_end = end
         while period_end > start or not ends:
             ends.append(period_end)

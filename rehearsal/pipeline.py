@@ -12,6 +12,7 @@ Time is compressed through the rollout's own options: every substitution named `
 divided by the compression factor.
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -142,10 +143,8 @@ class Running:
 
     def signal(self, number: int) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, number)
-            except ProcessLookupError:
-                pass
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

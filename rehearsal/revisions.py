@@ -198,7 +198,8 @@ class RunningRevision:
             await asyncio.sleep(max(0.0, probe.period - (time.monotonic() - started)))
 
     async def _until_unhealthy(self, instance: Instance) -> None:
-        assert instance.process is not None
+        if instance.process is None:
+            return
         exited = asyncio.ensure_future(instance.process.wait())
         try:
             if self.liveness is None:
@@ -254,7 +255,8 @@ class RunningRevision:
         if self.behaviour.fails(number):
             return Reply.text(500, "Internal Server Error (injected by the rehearsal)")
         instance = self.instance
-        assert instance is not None
+        if instance is None:
+            return Reply.text(503, "Service Unavailable: no instance.")
         started = time.monotonic()
         try:
             reply = await self._forward(instance, method, path, headers, body)

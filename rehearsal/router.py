@@ -59,7 +59,8 @@ class Router:
     def url(self, key: ServiceKey, tag: str | None) -> str:
         """The URL of a service (tag None) or of one of its tags, listening from now on."""
         if (key, tag) not in self._sites:
-            assert self._runner is not None, "start() first"
+            if self._runner is None:
+                raise RuntimeError("start() the router first")
             listener = socket.socket()
             listener.bind(("127.0.0.1", 0))
             listener.listen(128)

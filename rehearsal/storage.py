@@ -22,6 +22,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from dev.network import answers_200, free_port, wait_until
 from rehearsal.api import NotModelled
@@ -124,14 +125,14 @@ class StorageFront:
                 self._uploads[upload_id] = (target[0], target[1], int(query["ifGenerationMatch"]))
             return response
 
-    def _expected_generation(self, query: "web.MultiDictProxy[str]", method: str, path: str) -> int | None:
+    def _expected_generation(self, query: MultiDictProxy[str], method: str, path: str) -> int | None:
         if "ifGenerationMatch" in query:
             return int(query["ifGenerationMatch"])
         if method == "PUT" and (upload_id := query.get("upload_id")) and upload_id in self._uploads:
             return self._uploads[upload_id][2]
         return None
 
-    def _object_of(self, path: str, query: "web.MultiDictProxy[str]", body: bytes) -> tuple[str, str] | None:
+    def _object_of(self, path: str, query: MultiDictProxy[str], body: bytes) -> tuple[str, str] | None:
         """(bucket, object) a request is about, when it is about one object."""
         plain = urllib.parse.urlsplit(path).path
         parts = plain.split("/")
@@ -148,9 +149,7 @@ class StorageFront:
             return (parts[5], name) if name else None
         return None
 
-    async def _live_generation_only(
-        self, target: tuple[str, str], query: "web.MultiDictProxy[str]"
-    ) -> web.Response | None:
+    async def _live_generation_only(self, target: tuple[str, str], query: MultiDictProxy[str]) -> web.Response | None:
         if "generation" in query and int(query["generation"]) != await self._generation(*target):
             return google_error(404, f"No such object: {target[0]}/{target[1]}#{query['generation']}", "notFound")
         return None
