@@ -20,7 +20,7 @@ from aiohttp import web
 
 from rehearsal.api import ApiError, Json, NotModelled
 from rehearsal.faults import Registry
-from rehearsal.front import RUN_HOST_SUFFIX, Front
+from rehearsal.front import RESOURCE_MANAGER_HOST, RUN_HOST_SUFFIX, Front
 from rehearsal.knative import CloudRun, Revision, Service, ServiceKey
 from rehearsal.monitoring import Monitoring, MonitoringTime
 from rehearsal.revisions import RevisionRuntime
@@ -173,6 +173,7 @@ class Cloud:
                 "CLOUDSDK_PROXY_PORT": str(self.front_port),
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": f"http://{RUN_HOST_SUFFIX.removeprefix('-')}/",
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"http://{STORAGE_HOST}/",
+                "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": f"http://{RESOURCE_MANAGER_HOST}/",
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING": f"http://127.0.0.1:{self.monitoring_port}/",
                 "NO_PROXY": "127.0.0.1,localhost",
             }

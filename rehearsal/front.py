@@ -13,9 +13,10 @@ testIamPermissions (which `run deploy` asks before creating a service; IAM is no
 permission asked is granted).
 """
 
+import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -24,9 +25,16 @@ from rehearsal.knative import API_VERSION, CloudRun
 from rehearsal.storage import STORAGE_HOST, StorageFront
 
 RUN_HOST_SUFFIX = "-run.local"
+RESOURCE_MANAGER_HOST = "cloudresourcemanager.local"
 KNATIVE = rf"/apis/{re.escape(API_VERSION)}/namespaces/(?P<namespace>[^/]+)"
 V1 = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)"
 QUERY = {"alt", "dryRun", "labelSelector"}
+
+
+def project_number(project: str) -> str:
+    """A stable, made-up project number: twelve digits from the id."""
+    return str(int(hashlib.sha256(project.encode()).hexdigest(), 16) % 10**12).rjust(12, "1")
+
 
 Handler = Callable[[CloudRun, re.Match[str], web.Request, Json | None], Json]
 
@@ -93,9 +101,25 @@ class Front:
         """Every request, as `METHOD host path`, for tests that check what gcloud did."""
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=10 * 1024 * 1024)
+        @web.middleware
+        async def tunnels(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            # HTTPS through the proxy arrives as CONNECT host:443, which no route matches: a call to a real
+            # Google endpoint that no override points here.
+            if request.method == "CONNECT":
+                return self._refuse(f"CONNECT {request.rel_url}", "an HTTPS call to a Google API no stand-in serves")
+            return await handler(request)
+
+        app = web.Application(client_max_size=10 * 1024 * 1024, middlewares=[tunnels])
         app.router.add_route("*", "/{path:.*}", self.handle)
         return app
+
+    def _refuse(self, name: str, why: str) -> web.Response:
+        message = f"the rehearsal does not model {name}: {why}"
+        self._not_understood(message)
+        # 400, not 501: gcloud retries 5xx answers for half a minute before it gives up.
+        return web.json_response(ApiError(400, "INVALID_ARGUMENT", message).body(), status=400)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         host = request.host.split(":")[0]
@@ -104,16 +128,34 @@ class Front:
         try:
             return await self._route(host, request)
         except NotModelled as unknown:
-            message = f"the rehearsal does not model {name}: {unknown}"
-            self._not_understood(message)
-            return web.json_response(ApiError(501, "UNIMPLEMENTED", message).body(), status=501)
+            return self._refuse(name, str(unknown))
 
     async def _route(self, host: str, request: web.Request) -> web.StreamResponse:
         if host == f"{self._cloud_run.region}{RUN_HOST_SUFFIX}":
             return await self._cloud_run_api(request)
         if host == STORAGE_HOST:
             return await self._storage.handle(request)
+        if host == RESOURCE_MANAGER_HOST:
+            return self._resource_manager(request)
         raise NotModelled(f"no stand-in serves the host {host!r}")
+
+    def _resource_manager(self, request: web.Request) -> web.Response:
+        """projects.get of Resource Manager v1, which `gcloud run services replace` asks for the project number."""
+        found = re.fullmatch(r"/v1/projects/([a-z][-a-z0-9]{4,28}[a-z0-9])", request.rel_url.path)
+        if request.method != "GET" or found is None or set(request.rel_url.query) - {"alt"}:
+            raise NotModelled("only Resource Manager v1 projects.get is modelled")
+        project = found[1]
+        if not self._cloud_run.knows(project):
+            error = ApiError(403, "PERMISSION_DENIED", f"The caller does not have permission (project {project})")
+            return web.json_response(error.body(), status=403)
+        return web.json_response(
+            {
+                "projectId": project,
+                "projectNumber": project_number(project),
+                "name": project,
+                "lifecycleState": "ACTIVE",
+            }
+        )
 
     async def _cloud_run_api(self, request: web.Request) -> web.Response:
         path = request.rel_url.path

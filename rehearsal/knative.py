@@ -205,6 +205,10 @@ class CloudRun:
 
     # -- services
 
+    def knows(self, namespace: str) -> bool:
+        """A project exists for the stand-in once it has a service."""
+        return any(space == namespace for space, _ in self.services)
+
     def get_service(self, namespace: str, name: str) -> Json:
         return copy.deepcopy(self._service(namespace, name).body)
 
