@@ -137,7 +137,7 @@ class Cloud:
         async def anything_else(request: web.Request) -> web.Response:
             message = f"the rehearsal does not model Monitoring {request.method} {request.rel_url.path_qs}"
             self.not_understood.append(message)
-            return web.json_response(ApiError(501, "UNIMPLEMENTED", message).body(), status=501)
+            return web.json_response(ApiError(400, "INVALID_ARGUMENT", message).body(), status=400)
 
         app = web.Application()
         app.router.add_get("/v3/projects/{project}/timeSeries", time_series)
