@@ -170,7 +170,7 @@ def test_the_rollouts_client_reads_the_router_records_over_http(stand_ins: Cloud
         Served(start + index, project, SERVICE, REVISION, 500 if index % 10 == 0 else 200, 3.0 * index, None)
         for index in range(40)
     ]
-    stand_ins.call(lambda: [stand_ins.requests.add(one) for one in records])
+    stand_ins.call(lambda: stand_ins.requests.entries.extend(records))
     endpoint = MonitoringEndpoint(f"http://127.0.0.1:{stand_ins.monitoring_port}/v3", None)
     stats = MonitoringMetrics(project, SERVICE, endpoint=endpoint).request_stats(
         REVISION, Window(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(start + 60, UTC))
