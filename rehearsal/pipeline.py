@@ -121,7 +121,7 @@ def workspace(directory: Path, files: Mapping[str, str], repository: Path = REPO
     tools = directory / ".rehearsal-bin"
     tools.mkdir(exist_ok=True)
     uv = tools / "uv"
-    uv.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m rehearsal.uv_run "$@"\n')
+    uv.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).with_name("uv_run.py")}" "$@"\n')
     uv.chmod(0o755)
     return directory
 
