@@ -2,6 +2,7 @@
 substitutions applied, /workspace mapped, uv's `run` in the synced environment, time compressed."""
 
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from rehearsal.pipeline import (
 from rehearsal.uv_run import command_of
 
 
-def config(directory: Path, name: str, steps: list[dict[str, object]], **more: object) -> None:
+def config(directory: Path, name: str, steps: Sequence[Mapping[str, object]], **more: object) -> None:
     (directory / name).write_text(yaml.safe_dump({"steps": steps, **more}))
 
 
