@@ -99,6 +99,8 @@ class Front:
         self._not_understood = not_understood
         self.calls: list[str] = []
         """Every request, as `METHOD host path`, for tests that check what gcloud did."""
+        self.after_read: dict[str, Callable[[], None]] = {}
+        """Per project, a write to make right after the next read of a service is answered: a race, on purpose."""
 
     def app(self) -> web.Application:
         @web.middleware
@@ -182,6 +184,9 @@ class Front:
             if body is not None and not isinstance(body, dict):
                 raise invalid("the request body must be a JSON object")
             answer = handler(self._cloud_run, match, request, body)
+            if request.method == "GET" and "name" in match.groupdict() and "/services/" in path:
+                if (write := self.after_read.pop(match["namespace"], None)) is not None:
+                    write()
         except json.JSONDecodeError as error:
             answer_error = invalid(f"the request body is not JSON: {error}")
             return web.json_response(answer_error.body(), status=answer_error.code)

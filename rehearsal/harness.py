@@ -299,6 +299,23 @@ class Stage:
     def served(self) -> list[Served]:
         return self.cloud.served(self.project.id)
 
+    def write_after_next_read(self, traffic: dict[str, int]) -> None:
+        """An operator's traffic change that lands right after whoever reads the service next has been answered."""
+
+        def write() -> None:
+            body = self.cloud.cloud_run.get_service(self.project.id, self.project.service)
+            tags = [
+                {"revisionName": one["revisionName"], "tag": one["tag"]}
+                for one in body["spec"]["traffic"]
+                if one.get("tag")
+            ]
+            body["spec"]["traffic"] = [
+                {"revisionName": name, "percent": share} for name, share in traffic.items()
+            ] + tags
+            self.cloud.cloud_run.replace_service(self.project.id, self.project.service, body)
+
+        self.cloud.call(lambda: self.cloud.front.after_read.__setitem__(self.project.id, write))
+
     def gcloud(self, *arguments: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """An operator at a terminal: the real gcloud against the stand-ins."""
         scope = [f"--project={self.project.id}"]

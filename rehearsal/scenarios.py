@@ -185,6 +185,22 @@ def operator_moves_traffic(stage: Stage, result: Result) -> None:
     result.subject = stage.rollout_until(stage.release("candidate"), newer, candidate_has_share(stage, 1, 50), operator)
 
 
+@scenario("operator-races-a-shift")
+def operator_races_a_shift(stage: Stage, result: Result) -> None:
+    """8b. An operator's change lands between the rollout's read of the service and its next traffic write."""
+    newer, older = commits(2)
+    stage.terraform()
+    stable = result.facts["stable"] = stage.serving_already(stage.release("stable"), older)
+    stage.start_load()
+    stage.pause(WARM_UP_SECONDS)
+
+    def race(_: Running) -> None:
+        stage.write_after_next_read({stable: 100})
+
+    result.subject = stage.rollout_until(stage.release("candidate"), newer, candidate_has_share(stage, 1, 10), race)
+    result.facts["operator_wrote"] = stage.cloud.call(lambda: stage.project.id not in stage.cloud.front.after_read)
+
+
 @scenario("freeze")
 def freeze(stage: Stage, result: Result) -> None:
     """9. With a freeze set, the rollout is refused and nothing moves."""

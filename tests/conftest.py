@@ -117,3 +117,4 @@ def stand_ins(emulator: FirestoreEmulator, tmp_path_factory: pytest.TempPathFact
     """The rehearsal's stand-in cloud (Cloud Run, Monitoring, the lock bucket) on real time, for its own tests."""
     with Cloud(tmp_path_factory.mktemp("stand-ins"), emulator.host, CloudSettings()) as cloud:
         yield cloud
+        assert cloud.not_understood == [], "a test made calls no stand-in models"

@@ -40,11 +40,16 @@ class Rehearsed:
 
 
 @pytest.fixture(scope="module")
-def rehearsed(emulator: FirestoreEmulator) -> Iterator[Rehearsed]:
+def rehearsed(emulator: FirestoreEmulator, request: pytest.FixtureRequest) -> Iterator[Rehearsed]:
+    """Every scenario whose tests were selected (all of them, unless pytest was given -k or node ids)."""
+    selected = {
+        marker.args[0] for item in request.session.items for marker in item.iter_markers("rehearsal") if marker.args
+    }
     shutil.rmtree(DIRECTORY, ignore_errors=True)
     DIRECTORY.mkdir(parents=True)
     with Cloud(DIRECTORY, emulator.host, CloudSettings(compression=COMPRESSION)) as cloud:
-        results = run_all(Rehearsal(cloud, find_rollout_step(), DIRECTORY, COMPRESSION), list(SCENARIOS), PARALLEL)
+        names = [name for name in SCENARIOS if name in selected]
+        results = run_all(Rehearsal(cloud, find_rollout_step(), DIRECTORY, COMPRESSION), names, PARALLEL)
         report.write((result.report for result in results.values()), DIRECTORY / "report.json")
         yield Rehearsed(results, list(cloud.not_understood))
 
@@ -94,8 +99,11 @@ def test_02_a_good_release_is_promoted_through_every_step(rehearsed: Rehearsed) 
     result = rehearsed["good-release"]
     assert result.subject is not None
     assert result.subject.outcome == "promoted"
-    steps = [int(step) for step in find_rollout_step().defaults["_TRAFFIC_STEPS"].split(",")]
-    assert candidate_shares(result) == steps
+    shares = candidate_shares(result)
+    assert shares == sorted(set(shares))
+    assert shares[-1] == 100
+    if steps := find_rollout_step().defaults.get("_TRAFFIC_STEPS"):
+        assert shares == [int(step) for step in steps.split(",")]
 
 
 @pytest.mark.rehearsal("errors-20-percent")
@@ -186,6 +194,20 @@ def test_08_the_rollout_stops_and_leaves_the_operators_traffic_alone(rehearsed: 
     assert result.subject.outcome == "stopped"
     assert result.report["final_traffic"] == {result.facts["stable"]: 100}
     assert_clients_served(result)
+
+
+@pytest.mark.rehearsal("operator-races-a-shift")
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11 item 12: the rollout reads traffic with one gcloud process and writes it with another, so "
+    "an operator's change landing in between is overwritten",
+)
+def test_08b_an_operators_change_between_the_rollouts_read_and_write_is_not_overwritten(rehearsed: Rehearsed) -> None:
+    result = rehearsed["operator-races-a-shift"]
+    assert result.subject is not None
+    assert result.facts["operator_wrote"] is True
+    assert result.subject.outcome == "stopped"
+    assert result.report["final_traffic"] == {result.facts["stable"]: 100}
 
 
 @pytest.mark.rehearsal("freeze")
