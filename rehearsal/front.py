@@ -184,9 +184,9 @@ class Front:
             if body is not None and not isinstance(body, dict):
                 raise invalid("the request body must be a JSON object")
             answer = handler(self._cloud_run, match, request, body)
-            if request.method == "GET" and "name" in match.groupdict() and "/services/" in path:
-                if (write := self.after_read.pop(match["namespace"], None)) is not None:
-                    write()
+            reads_a_service = request.method == "GET" and "/services/" in path
+            if reads_a_service and (write := self.after_read.pop(match["namespace"], None)) is not None:
+                write()
         except json.JSONDecodeError as error:
             answer_error = invalid(f"the request body is not JSON: {error}")
             return web.json_response(answer_error.body(), status=answer_error.code)
