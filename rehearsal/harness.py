@@ -25,6 +25,8 @@ from rehearsal.served import Served
 Outcome = Literal["promoted", "rolled_back", "refused", "stopped", "never_served"]
 OPERATOR_CHANGED_TRAFFIC = 3
 """`python -m deploy`'s documented exit status when an operator changed traffic during the rollout."""
+LOAD_STARTED_AFTER = 10
+"""Client responses recorded before the load counts as running."""
 ROLLOUT_LIMIT_SECONDS = 240
 """Longest one compressed rollout may take before the rehearsal kills it and fails."""
 
@@ -147,6 +149,10 @@ class Stage:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
+        # A loaded machine may take seconds to start a Python process: the load is on once it has answers.
+        deadline = time.monotonic() + 60
+        while len(self.client_records()) < LOAD_STARTED_AFTER and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def stop_load(self) -> None:
         if self._load is not None and self._load.poll() is None:
