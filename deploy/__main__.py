@@ -1,30 +1,30 @@
 """`python -m deploy`: roll one built image out to Cloud Run through the gated canary (see deploy/rollout.py).
 
-Exit status: 0 the candidate serves 100 %; 1 it was refused (traffic is on the stable revision);
-2 the rollout did not start (freeze, lock, a split already in place, bad arguments); 3 an operator
-changed traffic during the rollout, which stopped without touching it again.
+Exit status: 0 the candidate serves 100 %; 1 it was refused (traffic is on the stable revision); 2 the
+rollout did not start (freeze, lock, an unsettled or split service, an older commit, bad arguments); 3 an
+operator changed traffic during the rollout, which stopped without touching it again; 143 SIGTERM (the build
+was cancelled or timed out): traffic was sent back to the stable revision and the lock released.
 """
 
 import argparse
-import shlex
+import signal
 import sys
-from collections.abc import Sequence
-from dataclasses import fields
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, fields
+from datetime import datetime, timedelta
+from types import FrameType
 from typing import Any
 
-from deploy.cloud_run import Candidate, CloudRunError, GcloudCloudRun
+from deploy.cloud_run import CloudRunError, GcloudCloudRun
+from deploy.dry_run import dry_run
 from deploy.gates import Thresholds
-from deploy.lock import GcsObjectStore, RolloutBlocked, freeze_name, lock_name
-from deploy.metrics import REQUEST_COUNT, REQUEST_LATENCIES, MonitoringEndpoint, MonitoringMetrics
+from deploy.gcloud import GcloudRunner
+from deploy.load import SyntheticLoad
+from deploy.lock import GcsObjectStore, RolloutBlocked, StorageError
+from deploy.metrics import MonitoringEndpoint, MonitoringMetrics
 from deploy.revision import RevisionTemplate
-from deploy.rollout import OperatorIntervened, Rollout, RolloutFailed, RolloutPlan, SystemClock, step_split
+from deploy.rollout import OperatorIntervened, Rollout, RolloutFailed, RolloutPlan, SystemClock, Terminated
 from deploy.smoke import run_smoke
-
-
-def percentages(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
-
 
 REQUIRED = {
     "project": "Google Cloud project id",
@@ -37,6 +37,47 @@ REQUIRED = {
     "lock-bucket": "bucket that holds the rollout lock and the freeze",
     "bootstrap-revision": "revision Terraform created with a placeholder image; never a stable baseline",
 }
+# RolloutPlan's durations, given in whole seconds on the command line.
+SECONDS = {
+    "dwell": "length of each gate's window (whole metrics periods)",
+    "metrics_lag": "how long after a window ends it is read",
+    "max_extra_wait": "how far a window may grow until the candidate has --min-requests",
+    "poll": "step of that growth, and the wait before a Monitoring call is retried",
+    "metrics_period": "Cloud Run's metrics sampling period: windows are aligned to it",
+    "deadline": "the rollout ends within this, rollback and lock release included (below the build's timeout)",
+}
+NUMBERS = {
+    "consecutive_error_limit": "Monitoring errors in a row a gate tolerates; one more fails it",
+    "synthetic_rps": "requests per second of synthetic load on each of the candidate's and stable tag URLs",
+}
+
+
+def percentages(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def timestamp(text: str) -> datetime:
+    """RFC 3339 as Cloud Build writes createTime: nanoseconds are cut to microseconds, and a zone is required."""
+    head, dot, tail = text.strip().partition(".")
+    if dot:
+        digits = "".join(character for character in tail if character.isdigit())
+        head = f"{head}.{digits[:6]}{tail[len(digits) :]}"
+    moment = datetime.fromisoformat(head)
+    if moment.tzinfo is None:
+        raise ValueError(f"a time zone is required: {text}")
+    return moment
+
+
+def yes_no(text: str) -> bool:
+    if text.lower() in ("true", "yes", "1"):
+        return True
+    if text.lower() in ("false", "no", "0", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def option(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,32 +85,35 @@ def parser() -> argparse.ArgumentParser:
     required = cli.add_argument_group("what to roll out, where")
     for name, meaning in REQUIRED.items():
         required.add_argument(f"--{name}", required=True, help=meaning)
-    # The defaults are RolloutPlan's own, so the tool and its library cannot disagree.
-    plan: dict[str, Any] = {field.name: field.default for field in fields(RolloutPlan)}
-    steps = cli.add_argument_group("traffic steps and gates")
-    steps.add_argument("--steps", type=percentages, default=list(plan["steps"]), help="percentages, e.g. 10,50,100")
-    for name, meaning in [
-        ("dwell", "length of each gate's window"),
-        ("metrics_lag", "Cloud Monitoring's reporting lag"),
-        ("max_extra_wait", "extra wait for enough requests"),
-    ]:
+    # Every default is RolloutPlan's or Thresholds' own: the tool, its library and the pipeline cannot disagree.
+    plan: dict[str, Any] = {item.name: item.default for item in fields(RolloutPlan) if item.default is not MISSING}
+    tuning = cli.add_argument_group("traffic steps, gates and time")
+    tuning.add_argument("--steps", type=percentages, default=list(plan["steps"]), help="percentages, e.g. 10,50,100")
+    for name, meaning in SECONDS.items():
         seconds = int(plan[name].total_seconds())
-        steps.add_argument(f"--{name.replace('_', '-')}-seconds", type=int, default=seconds, help=meaning)
-    defaults = Thresholds()
-    steps.add_argument("--min-requests", type=int, default=defaults.min_requests)
-    steps.add_argument("--max-error-rate", type=float, default=defaults.max_error_rate)
-    steps.add_argument("--max-error-rate-increase", type=float, default=defaults.max_error_rate_increase)
-    steps.add_argument("--max-p99-ms", type=float, default=defaults.max_p99_ms)
-    steps.add_argument("--max-p99-ratio", type=float, default=defaults.max_p99_ratio)
-    cli.add_argument("--dry-run", action="store_true", help="print the plan as the gcloud commands it stands for")
+        tuning.add_argument(f"{option(name)}-seconds", type=int, default=seconds, help=f"{meaning} ({seconds})")
+    for name, meaning in NUMBERS.items():
+        tuning.add_argument(option(name), type=type(plan[name]), default=plan[name], help=f"{meaning} ({plan[name]})")
+    for threshold in fields(Thresholds):
+        tuning.add_argument(option(threshold.name), type=type(threshold.default), default=threshold.default)
+    order = cli.add_argument_group("order of commits")
+    order.add_argument(
+        "--source-build-time", type=timestamp, help="createTime of the build that made the image (RFC 3339)"
+    )
+    order.add_argument(
+        "--allow-older", type=yes_no, nargs="?", const=True, default=plan["allow_older"], help="roll back on purpose"
+    )
+    cli.add_argument("--dry-run", action="store_true", help="print the gcloud commands of a rollout; change nothing")
     return cli
 
 
 def plan_from(arguments: argparse.Namespace) -> RolloutPlan:
     if empty := [name for name in REQUIRED if not getattr(arguments, name.replace("-", "_")).strip()]:
-        raise ValueError(f"empty --{', --'.join(empty)}: the deploy trigger passes these as substitutions")
+        raise ValueError(f"empty --{', --'.join(empty)}: the rollout trigger passes these as substitutions")
     if "@sha256:" not in arguments.image:
         raise ValueError(f"--image must name a digest (…@sha256:…), not a tag: {arguments.image}")
+    tuning: dict[str, Any] = {name: timedelta(seconds=getattr(arguments, f"{name}_seconds")) for name in SECONDS}
+    tuning |= {name: getattr(arguments, name) for name in NUMBERS}
     return RolloutPlan(
         service=arguments.service,
         image=arguments.image,
@@ -78,60 +122,24 @@ def plan_from(arguments: argparse.Namespace) -> RolloutPlan:
         service_account=arguments.service_account,
         template=RevisionTemplate.load(),
         bootstrap_revision=arguments.bootstrap_revision,
+        source_build_time=arguments.source_build_time,
+        allow_older=arguments.allow_older,
         steps=arguments.steps,
-        dwell=timedelta(seconds=arguments.dwell_seconds),
-        metrics_lag=timedelta(seconds=arguments.metrics_lag_seconds),
-        max_extra_wait=timedelta(seconds=arguments.max_extra_wait_seconds),
-        thresholds=Thresholds(
-            min_requests=arguments.min_requests,
-            max_error_rate=arguments.max_error_rate,
-            max_error_rate_increase=arguments.max_error_rate_increase,
-            max_p99_ms=arguments.max_p99_ms,
-            max_p99_ratio=arguments.max_p99_ratio,
-        ),
+        **tuning,
+        thresholds=Thresholds(**{item.name: getattr(arguments, item.name) for item in fields(Thresholds)}),
     )
 
 
-def dry_run(plan: RolloutPlan, cloud_run: GcloudCloudRun, objects: GcsObjectStore) -> list[str]:
-    """The rollout as the commands it stands for; STABLE is the revision serving when it starts."""
-    candidate = plan.candidate_revision
-    stable = "STABLE"
-    lines = [
-        "# refuse to start while a freeze exists, then take the lock (fails if another rollout holds it)",
-        shlex.join(objects.describe_command(freeze_name(plan.service))),
-        shlex.join(objects.create_command(lock_name(plan.service))),
-        "# record the stable revision: the one revision with traffic (none, or the bootstrap one: first deploy)",
-        shlex.join(cloud_run.describe_command()),
-        f"# deploy {candidate} with no traffic",
-        shlex.join(
-            cloud_run.deploy_command(
-                Candidate(plan.suffix, plan.image, plan.candidate_tag, plan.service_account, plan.template)
-            )
-        ),
-        f"# smoke-test the URL of tag {plan.candidate_tag}, read from the service status",
-        "python -m deploy.smoke TAG_URL",
-    ]
-    for percent in plan.steps:
-        split = step_split(candidate, stable, percent)
-        lines += [
-            f"# step {percent} %: re-read the split, stop if it is not the one last set, then shift",
-            shlex.join(cloud_run.describe_command()),
-            shlex.join(cloud_run.traffic_command(split)),
-            f"# gate: wait {plan.metrics_lag + plan.dwell + plan.metrics_lag}, then read {REQUEST_COUNT} and "
-            f"{REQUEST_LATENCIES} of {' and '.join(split)} over the {plan.dwell} that start {plan.metrics_lag} "
-            f"after the shift, extended by up to {plan.max_extra_wait} until {candidate} has "
-            f"{plan.thresholds.min_requests} requests",
-        ]
-    lines += [
-        "# success: drop the candidate tag",
-        shlex.join(cloud_run.retag_command({}, [plan.candidate_tag])),
-        "# any failure after a shift: all traffic back to the stable revision, candidate tagged failed",
-        shlex.join(cloud_run.traffic_command({stable: 100})),
-        shlex.join(cloud_run.retag_command({plan.failed_tag: candidate}, [plan.candidate_tag])),
-        "# always: release the lock, exactly the generation taken",
-        shlex.join(objects.delete_command(lock_name(plan.service), "GENERATION")),
-    ]
-    return lines
+def terminate_once() -> Callable[[int, FrameType | None], None]:
+    """A SIGTERM handler that raises Terminated once; later signals wait for the rollback it started."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not received:
+            received.append(signum)
+            raise Terminated("SIGTERM")
+
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,31 +149,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    cloud_run = GcloudCloudRun(arguments.project, arguments.region, arguments.service)
-    objects = GcsObjectStore(arguments.lock_bucket)
     if arguments.dry_run:
-        print("\n".join(dry_run(plan, cloud_run, objects)))
+        print("\n".join(dry_run(plan, arguments.project, arguments.region, arguments.lock_bucket)))
         return 0
+    signal.signal(signal.SIGTERM, terminate_once())
+    clock = SystemClock()
+    runner = GcloudRunner(clock.now, clock.now() + plan.deadline, plan.call_limit, {"run deploy": plan.deploy_limit})
     rollout = Rollout(
         plan,
-        cloud_run,
-        MonitoringMetrics(arguments.project, arguments.service, endpoint=MonitoringEndpoint.from_gcloud()),
-        objects,
+        GcloudCloudRun(arguments.project, arguments.region, arguments.service, runner),
+        MonitoringMetrics(
+            arguments.project, arguments.service, MonitoringEndpoint.from_gcloud(runner), plan.metrics_period
+        ),
+        GcsObjectStore(arguments.lock_bucket, runner),
         run_smoke,
-        SystemClock(),
+        SyntheticLoad(plan.synthetic_rps),
+        clock,
         log=lambda line: print(line, flush=True),
     )
+    outcomes: list[tuple[type[BaseException], int, str]] = [
+        (RolloutBlocked, 2, "ROLLOUT NOT STARTED"),
+        (OperatorIntervened, 3, "ROLLOUT STOPPED"),
+        (Terminated, 143, "ROLLOUT CANCELLED"),
+        (RolloutFailed, 1, "ROLLOUT FAILED"),
+        (CloudRunError, 1, "ROLLOUT FAILED"),
+        (StorageError, 1, "ROLLOUT FAILED"),
+    ]
     try:
         rollout.run()
-    except (RolloutFailed, CloudRunError) as failure:
-        print(f"ROLLOUT FAILED: {failure}", file=sys.stderr)
-        return 1
-    except RolloutBlocked as blocked:
-        print(f"ROLLOUT NOT STARTED: {blocked}", file=sys.stderr)
-        return 2
-    except OperatorIntervened as stopped:
-        print(f"ROLLOUT STOPPED: {stopped}", file=sys.stderr)
-        return 3
+    except (RolloutBlocked, OperatorIntervened, Terminated, RolloutFailed, CloudRunError, StorageError) as ended:
+        status, heading = next((code, text) for kind, code, text in outcomes if isinstance(ended, kind))
+        print(f"{heading}: {ended}", file=sys.stderr)
+        return status
     return 0
 
 

@@ -1,8 +1,22 @@
-"""The judgement after each traffic step: pure, so every threshold can be tested by itself."""
+"""The judgement after each traffic step: pure, so every rule can be tested by itself (docs/decisions.md).
 
+- No evidence never passes: fewer than min_requests candidate requests, or no latency data while there were
+  requests, fails the gate. The stable revision is a yardstick only where it served min_requests itself.
+- Error rates are judged by a 95 % Wilson score interval, not by the bare share: the candidate fails when even
+  the interval's lower end is over the limit (one 5xx in 30 requests is not enough; two are), and fails the
+  comparison when that lower end is over the stable revision's upper end plus the allowed increase.
+- p99 is interpolated within its histogram bucket. The comparison with the stable revision fails only when
+  the estimate is over the ratio and the two p99s lie in buckets that do not touch, so a difference smaller
+  than the histogram can resolve never fails a release.
+"""
+
+import math
 from dataclasses import dataclass
 
 from deploy.metrics import RequestStats
+
+Z_95 = 1.959964
+"""The two-sided 95 % normal quantile of the Wilson score interval."""
 
 
 @dataclass(frozen=True)
@@ -19,37 +33,48 @@ class Thresholds:
     """How many times the stable revision's p99 the candidate's may be."""
 
 
-def judge(candidate: RequestStats, stable: RequestStats | None, limits: Thresholds) -> list[str]:
-    """Every gate the candidate fails, each with its figures; an empty list is a pass.
+def wilson_interval(errors: int, total: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion: sound with few requests and with none or all failing."""
+    if total == 0:
+        return 0.0, 1.0
+    share = errors / total
+    centre = share + z * z / (2 * total)
+    spread = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total))
+    denominator = 1 + z * z / total
+    return max(0.0, (centre - spread) / denominator), min(1.0, (centre + spread) / denominator)
 
-    The stable revision is a yardstick only where it served at least min_requests in the same window
-    (never at the 100 % step, when it serves nothing).
-    """
-    failures = []
+
+def judge(candidate: RequestStats, stable: RequestStats | None, limits: Thresholds) -> list[str]:
+    """Every gate the candidate fails, each with its figures; an empty list is a pass."""
     if candidate.total < limits.min_requests:
-        failures.append(f"traffic: {candidate.total} requests, fewer than the {limits.min_requests} needed to judge")
-        return failures
-    if candidate.error_rate > limits.max_error_rate:
+        return [f"traffic: {candidate.total} requests, fewer than the {limits.min_requests} needed to judge"]
+    failures = []
+    low, _ = wilson_interval(candidate.server_errors, candidate.total)
+    if low > limits.max_error_rate:
         failures.append(
-            f"error rate: {candidate.error_rate:.2%} 5xx ({candidate.server_errors}/{candidate.total}) "
-            f"over the {limits.max_error_rate:.2%} limit"
+            f"error rate: {candidate.error_rate:.2%} 5xx ({candidate.server_errors}/{candidate.total}), at least "
+            f"{low:.2%} with 95 % confidence, over the {limits.max_error_rate:.2%} limit"
         )
-    if candidate.p99_ms is not None and candidate.p99_ms > limits.max_p99_ms:
-        failures.append(f"latency: p99 {candidate.p99_ms:.0f} ms over the {limits.max_p99_ms:.0f} ms limit")
+    if candidate.p99 is None:
+        failures.append(f"latency: no latency data for {candidate.total} requests")
+    elif candidate.p99.estimate > limits.max_p99_ms:
+        failures.append(f"latency: p99 {candidate.p99} over the {limits.max_p99_ms:.0f} ms limit")
     if stable is None or stable.total < limits.min_requests:
         return failures
-    if candidate.error_rate > stable.error_rate + limits.max_error_rate_increase:
+    _, stable_high = wilson_interval(stable.server_errors, stable.total)
+    if low > stable_high + limits.max_error_rate_increase:
         failures.append(
-            f"error rate vs stable: {candidate.error_rate:.2%} against {stable.error_rate:.2%}, "
-            f"more than {limits.max_error_rate_increase:.2%} higher"
+            f"error rate vs stable: {candidate.error_rate:.2%} (at least {low:.2%}) against {stable.error_rate:.2%} "
+            f"(at most {stable_high:.2%}), more than {limits.max_error_rate_increase:.2%} higher"
         )
-    if (
-        candidate.p99_ms is not None
-        and stable.p99_ms is not None
-        and candidate.p99_ms > stable.p99_ms * limits.max_p99_ratio
+    if stable.p99 is None:
+        failures.append(f"latency vs stable: no latency data for the stable revision's {stable.total} requests")
+    elif (
+        candidate.p99 is not None
+        and candidate.p99.estimate > stable.p99.estimate * limits.max_p99_ratio
+        and candidate.p99.lower > stable.p99.upper
     ):
         failures.append(
-            f"latency vs stable: p99 {candidate.p99_ms:.0f} ms against {stable.p99_ms:.0f} ms, "
-            f"more than {limits.max_p99_ratio}x"
+            f"latency vs stable: p99 {candidate.p99} against {stable.p99}, more than {limits.max_p99_ratio}x"
         )
     return failures

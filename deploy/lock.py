@@ -1,31 +1,48 @@
 """The per-service rollout lock and the operator's freeze, as objects in the rollout bucket.
 
-The lock is an object created only if absent (a generation-0 precondition), so of two builds exactly
-one creates it. It records its holder and an expiry, so a build that crashed holding it blocks the next
-one only until the expiry. The freeze is an object an operator creates by hand; while it exists no
-rollout starts.
+The lock is an object created only if absent (a generation-0 precondition), so of two builds exactly one
+creates it. It names its holder, expires when its holder's deadline has surely passed, and records what the
+holder is doing (candidate, stable revision, step), so the run that finds it expired can finish the job.
+The freeze is an object an operator creates by hand; while it exists no rollout starts, and a running one
+sends traffic back. Storage that cannot answer is never read as "no freeze": only NotFound means absent.
 """
 
 import json
-import subprocess
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from deploy.gcloud import GcloudError, Runner, run_gcloud
+
+# How gcloud 528 words a missing object: GcsNotFoundError's format, and name expansion's (cat, rm).
+_NOT_FOUND = ("not found: 404", "matched no objects or files")
+# A generation precondition that did not hold: HTTP 412 from the JSON API.
+_PRECONDITION = ("412:", "pre-conditions you specified did not hold", "precondition failed")
 
 
-class ObjectStore(Protocol):
-    def create_if_absent(self, name: str, content: str) -> int | None:
-        """The new object's generation, or None if an object of that name already exists."""
-
-    def read(self, name: str) -> tuple[str, int] | None:
-        """Content and generation, or None."""
-
-    def delete(self, name: str, generation: int) -> bool:
-        """Delete that generation only; False if the object is gone or has been replaced."""
+class StorageError(Exception):
+    """The bucket could not be read or written (permission, outage...): nothing may be concluded."""
 
 
 class RolloutBlocked(Exception):
     """A rollout must not start; nothing was changed."""
+
+
+class ObjectStore(Protocol):
+    def url(self, name: str) -> str: ...
+
+    def create_if_absent(self, name: str, content: str) -> int | None:
+        """The new object's generation, or None if an object of that name already exists."""
+
+    def overwrite(self, name: str, content: str, generation: int) -> int | None:
+        """Replace exactly that generation; the new generation, or None if it is gone or was replaced."""
+
+    def read(self, name: str) -> tuple[str, int] | None:
+        """Content and generation, or None when the object does not exist."""
+
+    def delete(self, name: str, generation: int) -> bool:
+        """Delete that generation only; False if the object is gone or has been replaced."""
 
 
 def lock_name(service: str) -> str:
@@ -36,9 +53,24 @@ def freeze_name(service: str) -> str:
     return f"freeze/{service}"
 
 
+def release_name(service: str) -> str:
+    """The last revision the rollout promoted, with its commit and build time: what the next one is ordered by."""
+    return f"releases/{service}.json"
+
+
+def freeze_reason(store: ObjectStore, service: str) -> str | None:
+    """Why rollouts of the service are frozen, or None. Raises StorageError when the bucket cannot tell."""
+    if (freeze := store.read(freeze_name(service))) is None:
+        return None
+    return freeze[0].strip() or "no reason given"
+
+
 def check_not_frozen(store: ObjectStore, service: str) -> None:
-    if (freeze := store.read(freeze_name(service))) is not None:
-        reason = freeze[0].strip() or "no reason given"
+    try:
+        reason = freeze_reason(store, service)
+    except StorageError as error:
+        raise RolloutBlocked(f"cannot tell whether rollouts of {service} are frozen, so none starts: {error}") from None
+    if reason is not None:
         raise RolloutBlocked(f"rollouts of {service} are frozen ({freeze_name(service)}: {reason})")
 
 
@@ -47,73 +79,159 @@ class RolloutLock:
     store: ObjectStore
     service: str
     holder: str
-    ttl: timedelta
+    """Unique to this attempt, so a lock this run wrote is recognised as its own even if it never learnt so."""
+    expires: datetime
     generation: int | None = None
+    state: dict[str, Any] = field(default_factory=dict)
 
-    def acquire(self, now: datetime) -> None:
-        name = lock_name(self.service)
-        content = json.dumps({"holder": self.holder, "expires": (now + self.ttl).isoformat()})
-        for _ in range(2):
-            self.generation = self.store.create_if_absent(name, content)
+    @property
+    def name(self) -> str:
+        return lock_name(self.service)
+
+    def _content(self) -> str:
+        return json.dumps({"holder": self.holder, "expires": self.expires.isoformat(), "state": self.state})
+
+    def acquire(self, now: datetime) -> Mapping[str, Any] | None:
+        """Take the lock. Returns the state an expired holder recorded (its rollout was abandoned), if any."""
+        abandoned: Mapping[str, Any] | None = None
+        for _ in range(3):
+            try:
+                self.generation = self.store.create_if_absent(self.name, self._content())
+            except StorageError:
+                self.generation = None  # perhaps written but not confirmed: the read below tells
             if self.generation is not None:
-                return
-            held = self.store.read(name)
+                return abandoned
+            try:
+                held = self.store.read(self.name)
+            except StorageError as error:
+                raise RolloutBlocked(
+                    f"could not take or read the lock {self.name}: {error}. If this build wrote it, it expires at "
+                    f"{self.expires.isoformat()}"
+                ) from None
             if held is None:
                 continue
             text, generation = held
             record = json.loads(text)
+            if record.get("holder") == self.holder:
+                self.generation = generation
+                return abandoned
             if datetime.fromisoformat(record["expires"]) > now:
                 raise RolloutBlocked(f"{self.service} is locked by {record['holder']} until {record['expires']}")
-            # Expired: its holder died. Delete exactly the expired generation, then race for it again.
-            self.store.delete(name, generation)
-        raise RolloutBlocked(f"{self.service}: could not take the lock {name}")
+            # Expired: its holder is past its deadline, so dead. Delete exactly that generation, then race again.
+            if self.store.delete(self.name, generation):
+                abandoned = {"holder": record["holder"], **record.get("state", {})}
+        raise RolloutBlocked(f"{self.service}: could not take the lock {self.name}")
 
-    def release(self) -> None:
-        if self.generation is not None:
-            self.store.delete(lock_name(self.service), self.generation)
-            self.generation = None
+    def record(self, **state: Any) -> str | None:
+        """Write what the rollout is doing into the lock; a warning if it could not be recorded."""
+        self.state.update(state)
+        if self.generation is None:
+            return "the lock is not held: nothing recorded"
+        try:
+            generation = self.store.overwrite(self.name, self._content(), self.generation)
+        except StorageError as error:
+            return f"could not record the rollout's state in {self.name}: {error}"
+        if generation is None:
+            return f"could not record the rollout's state: {self.name} is no longer generation {self.generation}"
+        self.generation = generation
+        return None
+
+    def release(self) -> str:
+        """Delete exactly the generation held; says what happened, failures included."""
+        if self.generation is None:
+            return f"lock {self.name} was not held"
+        generation, self.generation = self.generation, None
+        try:
+            deleted = self.store.delete(self.name, generation)
+        except StorageError as error:
+            return (
+                f"LOCK NOT RELEASED: {error}. It expires at {self.expires.isoformat()}; to free it now: "
+                f"gcloud storage rm {self.store.url(self.name)} --if-generation-match={generation}"
+            )
+        if not deleted:
+            return f"lock {self.name} generation {generation} was already gone or replaced: nothing released"
+        return f"lock released for {self.service}"
+
+
+def not_found(error: GcloudError) -> bool:
+    return any(marker in error.stderr for marker in _NOT_FOUND)
+
+
+def precondition_failed(error: GcloudError) -> bool:
+    text = error.stderr.lower()
+    return any(marker in text for marker in _PRECONDITION)
 
 
 class GcsObjectStore:
-    """The rollout bucket through gcloud storage, with generation preconditions."""
+    """The rollout bucket through gcloud storage, with generation preconditions. Every command is built here."""
 
-    def __init__(self, bucket: str) -> None:
+    def __init__(self, bucket: str, runner: Runner = run_gcloud) -> None:
         self.bucket = bucket
+        self._run = runner
 
     def url(self, name: str) -> str:
         return f"gs://{self.bucket}/{name}"
 
-    def create_command(self, name: str) -> list[str]:
-        return ["gcloud", "storage", "cp", "-", self.url(name), "--if-generation-match=0", "--quiet"]
+    def write_command(self, name: str, generation: int | str) -> list[str]:
+        """Content on stdin; generation 0 means "only if absent"."""
+        return ["gcloud", "storage", "cp", "-", self.url(name), f"--if-generation-match={generation}", "--quiet"]
 
     def describe_command(self, name: str) -> list[str]:
         return ["gcloud", "storage", "objects", "describe", self.url(name), "--format=value(generation)"]
 
-    def read_command(self, name: str, generation: int) -> list[str]:
+    def read_command(self, name: str, generation: int | str) -> list[str]:
         # The #generation suffix reads exactly the generation described, even if it was replaced since.
         return ["gcloud", "storage", "cat", f"{self.url(name)}#{generation}"]
 
     def delete_command(self, name: str, generation: int | str) -> list[str]:
         return ["gcloud", "storage", "rm", self.url(name), f"--if-generation-match={generation}", "--quiet"]
 
+    def issued_commands(self) -> list[list[str]]:
+        """One of each command the rollout can send to the bucket (for the deployer's custom role)."""
+        name = "NAME"
+        write, read = self.write_command(name, 0), self.read_command(name, 1)
+        return [write, self.describe_command(name), read, self.delete_command(name, 1)]
+
     def create_if_absent(self, name: str, content: str) -> int | None:
-        created = subprocess.run(self.create_command(name), input=content, capture_output=True, text=True, check=False)
-        if created.returncode != 0:
-            if self.read(name) is not None:
+        return self.overwrite(name, content, 0)
+
+    def overwrite(self, name: str, content: str, generation: int) -> int | None:
+        try:
+            self._run(self.write_command(name, generation), content)
+        except GcloudError as error:
+            if precondition_failed(error):
                 return None
-            raise RuntimeError(f"could not create {self.url(name)}: {created.stderr.strip()}")
-        return self._generation(name)
+            raise StorageError(f"could not write {self.url(name)}: {error}") from None
+        written = self._generation(name)
+        if written is None:
+            raise StorageError(f"{self.url(name)} was written but is not there")
+        return written
 
     def read(self, name: str) -> tuple[str, int] | None:
         generation = self._generation(name)
         if generation is None:
             return None
-        content = subprocess.run(self.read_command(name, generation), capture_output=True, text=True, check=False)
-        return (content.stdout, generation) if content.returncode == 0 else None
+        try:
+            return self._run(self.read_command(name, generation)), generation
+        except GcloudError as error:
+            if not_found(error):  # replaced or deleted since it was described
+                return None
+            raise StorageError(f"could not read {self.url(name)}: {error}") from None
 
     def delete(self, name: str, generation: int) -> bool:
-        return subprocess.run(self.delete_command(name, generation), capture_output=True, check=False).returncode == 0
+        try:
+            self._run(self.delete_command(name, generation))
+        except GcloudError as error:
+            if not_found(error) or precondition_failed(error):
+                return False
+            raise StorageError(f"could not delete {self.url(name)}: {error}") from None
+        return True
 
     def _generation(self, name: str) -> int | None:
-        found = subprocess.run(self.describe_command(name), capture_output=True, text=True, check=False)
-        return int(found.stdout.strip()) if found.returncode == 0 and found.stdout.strip() else None
+        try:
+            found = self._run(self.describe_command(name)).strip()
+        except GcloudError as error:
+            if not_found(error):
+                return None
+            raise StorageError(f"could not describe {self.url(name)}: {error}") from None
+        return int(found) if found else None

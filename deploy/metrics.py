@@ -7,13 +7,14 @@ Monitoring filter language, not MQL, which is deprecated.
 
 import json
 import math
-import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
+
+from deploy.gcloud import Runner
 
 MONITORING_API = "https://monitoring.googleapis.com/v3"
 REQUEST_COUNT = "run.googleapis.com/request_count"
@@ -33,19 +34,42 @@ class Window:
         return f"{self.start:%H:%M:%S}-{self.end:%H:%M:%S}Z"
 
 
+def align_down(moment: datetime, period: timedelta) -> datetime:
+    """The start of the period (of the day, in UTC) that holds the moment: windows start on whole periods."""
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + ((moment - midnight) // period) * period
+
+
+@dataclass(frozen=True)
+class Percentile:
+    """A percentile read from a histogram: interpolated within its bucket, and the bucket's own bounds."""
+
+    estimate: float
+    lower: float
+    upper: float
+
+    def __str__(self) -> str:
+        return f"{self.estimate:.0f} ms"
+
+
 @dataclass(frozen=True)
 class RequestStats:
     total: int
     server_errors: int
-    p99_ms: float | None
+    p99: Percentile | None
+    periods_with_data: int = 0
+    """How many of the window's alignment periods have a request count point: all of them once the data is in."""
 
     @property
     def error_rate(self) -> float:
         return self.server_errors / self.total if self.total else 0.0
 
+    @property
+    def p99_ms(self) -> float | None:
+        return None if self.p99 is None else self.p99.estimate
+
     def __str__(self) -> str:
-        p99 = "n/a" if self.p99_ms is None else f"{self.p99_ms:.0f} ms"
-        return f"{self.total} requests, {self.server_errors} 5xx ({self.error_rate:.2%}), p99 {p99}"
+        return f"{self.total} requests, {self.server_errors} 5xx ({self.error_rate:.2%}), p99 {self.p99 or 'no data'}"
 
 
 class Metrics(Protocol):
@@ -61,7 +85,11 @@ class Distribution:
 
 
 def bucket_upper_bounds(options: Mapping[str, Any], buckets: int) -> tuple[float, ...]:
-    """Upper bounds of the buckets of a BucketOptions: underflow, the finite buckets, then overflow."""
+    """Upper bounds of the buckets of a BucketOptions: underflow, the finite buckets, then overflow.
+
+    Exponential bucket i (1..N) is [scale * growth^(i-1), scale * growth^i), linear bucket i is
+    [offset + width * (i-1), offset + width * i); bucket 0 is the underflow below the first bound.
+    """
     if exponential := options.get("exponentialBuckets"):
         scale, growth = float(exponential["scale"]), float(exponential["growthFactor"])
         finite = [scale * growth**index for index in range(int(exponential["numFiniteBuckets"]) + 1)]
@@ -76,8 +104,12 @@ def bucket_upper_bounds(options: Mapping[str, Any], buckets: int) -> tuple[float
     return bounds[:buckets] if buckets <= len(bounds) else (*bounds, *[math.inf] * (buckets - len(bounds)))
 
 
-def percentile_upper_bound(distributions: Iterable[Distribution], quantile: float) -> float | None:
-    """The upper bound of the bucket holding the quantile: never below the true value, so gates err safe."""
+def percentile(distributions: Iterable[Distribution], quantile: float) -> Percentile | None:
+    """The quantile, interpolated linearly within the bucket that holds it (latencies are never below 0).
+
+    The upper bound alone would read a stable 250 ms as 256 and a candidate's 260 ms as 512 on doubling
+    buckets; the estimate does not jump at a bucket edge, and the bucket's bounds say how sure it is.
+    """
     merged: dict[float, int] = {}
     for distribution in distributions:
         for bound, count in zip(distribution.upper_bounds, distribution.bucket_counts, strict=False):
@@ -85,12 +117,16 @@ def percentile_upper_bound(distributions: Iterable[Distribution], quantile: floa
     total = sum(merged.values())
     if total == 0:
         return None
-    rank = math.ceil(quantile * total)
-    seen = 0
-    for bound in sorted(merged):
-        seen += merged[bound]
-        if seen >= rank:
-            return bound
+    rank = quantile * total
+    seen, lower = 0, 0.0
+    for upper in sorted(merged):
+        count = merged[upper]
+        if count and seen + count >= rank:
+            if math.isinf(upper):
+                return Percentile(lower, lower, upper)
+            return Percentile(lower + (upper - lower) * max(rank - seen, 0) / count, lower, upper)
+        seen += count
+        lower = max(upper, 0.0)
     raise AssertionError("unreachable: the ranks add up to the total")
 
 
@@ -105,13 +141,15 @@ def revision_filter(metric: str, service: str, revision: str) -> str:
     )
 
 
-def time_series_query(metric: str, service: str, revision: str, window: Window) -> list[tuple[str, str]]:
-    """Query parameters of projects.timeSeries.list: one delta per response class (or one merged distribution)."""
+def time_series_query(
+    metric: str, service: str, revision: str, window: Window, period: timedelta
+) -> list[tuple[str, str]]:
+    """Query parameters of projects.timeSeries.list: one delta per period, per response class for the counts."""
     params = [
         ("filter", revision_filter(metric, service, revision)),
         ("interval.startTime", window.start.isoformat().replace("+00:00", "Z")),
         ("interval.endTime", window.end.isoformat().replace("+00:00", "Z")),
-        ("aggregation.alignmentPeriod", f"{max(window.seconds, 60)}s"),
+        ("aggregation.alignmentPeriod", f"{int(period.total_seconds())}s"),
         ("aggregation.perSeriesAligner", "ALIGN_DELTA"),
         ("aggregation.crossSeriesReducer", "REDUCE_SUM"),
     ]
@@ -120,14 +158,18 @@ def time_series_query(metric: str, service: str, revision: str, window: Window) 
     return params
 
 
-def parse_request_counts(series: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+def parse_request_counts(series: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
+    """Requests, 5xx among them, and how many distinct periods carry a point."""
     total = errors = 0
+    periods: set[str] = set()
     for one in series:
-        count = sum(int(point["value"].get("int64Value", 0)) for point in one.get("points", []))
-        total += count
-        if one.get("metric", {}).get("labels", {}).get("response_code_class") == "5xx":
-            errors += count
-    return total, errors
+        for point in one.get("points", []):
+            count = int(point["value"].get("int64Value", 0))
+            total += count
+            periods.add(point.get("interval", {}).get("endTime", ""))
+            if one.get("metric", {}).get("labels", {}).get("response_code_class") == "5xx":
+                errors += count
+    return total, errors, len(periods)
 
 
 def parse_distributions(series: Sequence[Mapping[str, Any]]) -> list[Distribution]:
@@ -142,22 +184,33 @@ def parse_distributions(series: Sequence[Mapping[str, Any]]) -> list[Distributio
     return distributions
 
 
-def gcloud_access_token() -> str:
+def access_token_command() -> list[str]:
+    return ["gcloud", "auth", "print-access-token"]
+
+
+def config_command() -> list[str]:
+    return ["gcloud", "config", "list", "--format=json"]
+
+
+@dataclass(frozen=True)
+class GcloudToken:
     """A short-lived token of whoever gcloud runs as: in Cloud Build, the deployer service account."""
-    return subprocess.run(
-        ["gcloud", "auth", "print-access-token"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+
+    runner: Runner
+
+    def __call__(self) -> str:
+        return self.runner(access_token_command()).strip()
 
 
 @dataclass(frozen=True)
 class MonitoringEndpoint:
-    """Where timeSeries.list is called, and how it is authorised."""
+    """Where timeSeries.list is called, and how it is authorised (None: no credentials are sent)."""
 
     api: str
     token: Callable[[], str] | None
 
     @classmethod
-    def from_gcloud_config(cls, config: Mapping[str, Any]) -> "MonitoringEndpoint":
+    def from_gcloud_config(cls, config: Mapping[str, Any], runner: Runner) -> "MonitoringEndpoint":
         """The endpoint gcloud itself would use: one setting points gcloud and the gates at the same place.
 
         `config` is `gcloud config list --format=json`, which includes CLOUDSDK_* environment variables:
@@ -166,37 +219,31 @@ class MonitoringEndpoint:
         override = config.get("api_endpoint_overrides", {}).get("monitoring")
         api = f"{override.rstrip('/')}/v3" if override else MONITORING_API
         disabled = str(config.get("auth", {}).get("disable_credentials", "false")).lower() in ("true", "1")
-        return cls(api, None if disabled else gcloud_access_token)
+        return cls(api, None if disabled else GcloudToken(runner))
 
     @classmethod
-    def from_gcloud(cls) -> "MonitoringEndpoint":
-        listed = subprocess.run(
-            ["gcloud", "config", "list", "--format=json"], capture_output=True, text=True, check=True
-        ).stdout
-        return cls.from_gcloud_config(json.loads(listed))
+    def from_gcloud(cls, runner: Runner) -> "MonitoringEndpoint":
+        return cls.from_gcloud_config(json.loads(runner(config_command())), runner)
 
 
 class MonitoringMetrics:
     def __init__(
-        self,
-        project: str,
-        service: str,
-        timeout: float = 30,
-        endpoint: MonitoringEndpoint = MonitoringEndpoint(MONITORING_API, gcloud_access_token),
+        self, project: str, service: str, endpoint: MonitoringEndpoint, period: timedelta, timeout: float = 30
     ) -> None:
         self._project = project
         self._service = service
-        self._timeout = timeout
         self._endpoint = endpoint
+        self._period = period
+        self._timeout = timeout
 
     def request_stats(self, revision: str, window: Window) -> RequestStats:
-        total, errors = parse_request_counts(self._list(REQUEST_COUNT, revision, window))
-        p99 = percentile_upper_bound(parse_distributions(self._list(REQUEST_LATENCIES, revision, window)), 0.99)
-        return RequestStats(total, errors, p99)
+        total, errors, periods = parse_request_counts(self._list(REQUEST_COUNT, revision, window))
+        p99 = percentile(parse_distributions(self._list(REQUEST_LATENCIES, revision, window)), 0.99)
+        return RequestStats(total, errors, p99, periods)
 
     def _list(self, metric: str, revision: str, window: Window) -> list[dict[str, Any]]:
         series: list[dict[str, Any]] = []
-        params = time_series_query(metric, self._service, revision, window)
+        params = time_series_query(metric, self._service, revision, window, self._period)
         token = self._endpoint.token() if self._endpoint.token else None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         page = ""

@@ -1,38 +1,49 @@
 """The smoke suite: a few requests that prove a running service answers its contract end to end.
 
 `make smoke BASE_URL=...` runs it against any URL; the rollout runs the same suite against a candidate
-revision's own tag URL before any user traffic reaches it. It writes one reserved synthetic user,
-SMOKE_USERNAME, and reads one that is never written, SMOKE_ABSENT_USERNAME.
+revision's own tag URL before any user traffic reaches it. It is a black box: it knows the contract from
+deploy/client.py alone, and every username it uses is made fresh for the run, so no client can have written
+it before and none can break the suite for every later rollout.
 """
 
 import argparse
-import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from app.birthdays import days_until_birthday, greeting
-from app.health import LIVENESS_PATH, READINESS_PATH
-from app.problems import PROBLEM_MEDIA_TYPE
+from deploy.client import (
+    JSON_MEDIA_TYPE,
+    LIVENESS_PATH,
+    PROBLEM_MEDIA_TYPE,
+    READINESS_PATH,
+    Reply,
+    days_message,
+    fresh_username,
+    hello_path,
+    request,
+)
 
-SMOKE_USERNAME = "Smoketest"
-SMOKE_ABSENT_USERNAME = "Smoketestabsent"
-# Any date works: the expected greeting comes from the app's own date rules, "Happy birthday!" on 1 July.
-SMOKE_DATE_OF_BIRTH = date(1990, 7, 1)
+
+def days_until(born: date, today: date) -> int:
+    """Days from today to the next birthday, by the contract's rule: 29 February is celebrated on 28 February
+    in common years. The suite's own arithmetic: it must not share the service's code, or share its bugs."""
+    for year in (today.year, today.year + 1):
+        try:
+            birthday = born.replace(year=year)
+        except ValueError:
+            birthday = date(year, 2, 28)
+        if birthday >= today:
+            return (birthday - today).days
+    raise AssertionError("unreachable: a birthday comes within a year")
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    content_type: str
-    body: bytes
-
-    def json(self) -> object:
-        return json.loads(self.body)
+def probes(today: date) -> list[date]:
+    """Dates of birth whose answers tell a wrong count from the service's "today" being a day off this machine's
+    near midnight: born today, yesterday and 100 days on. A count one too many answers "in 1 day" for today but
+    not "Happy birthday!" for yesterday, as a service a day behind would."""
+    return [(today + timedelta(days=shift)).replace(year=1992) for shift in (0, -1, 100)]
 
 
 @dataclass
@@ -53,23 +64,18 @@ class SmokeReport:
         return "\n".join(lines)
 
 
-def request(base_url: str, method: str, path: str, body: object = None, timeout: float = 10) -> Reply:
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    if not base_url.startswith(("http://", "https://")):
-        raise ValueError(f"the base URL must start with http:// or https://, got {base_url!r}")
-    url = base_url.rstrip("/") + path
-    outgoing = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 (scheme checked)
-    try:
-        with urllib.request.urlopen(outgoing, timeout=timeout) as response:  # noqa: S310 (scheme checked)
-            return Reply(response.status, response.headers.get("Content-Type", ""), response.read())
-    except urllib.error.HTTPError as error:
-        return Reply(error.code, error.headers.get("Content-Type", ""), error.read())
+def expect(reply: Reply, status: int, content_type: str | None = None) -> str | None:
+    if reply.status != status:
+        return f"expected {status}, got {reply.status} {reply.body[:200]!r}"
+    if content_type is not None and not reply.content_type.startswith(content_type):
+        return f"expected Content-Type {content_type}, got {reply.content_type!r}"
+    return None
 
 
 def run_smoke(base_url: str, today: date | None = None, timeout: float = 10, ready_within: float = 30) -> SmokeReport:
     report = SmokeReport(base_url)
     today_utc = today or datetime.now(UTC).date()
+    users, absent = [fresh_username("Smoke") for _ in range(3)], fresh_username("Absent")
 
     def check(name: str, step: Callable[[], str | None]) -> None:
         try:
@@ -80,13 +86,6 @@ def run_smoke(base_url: str, today: date | None = None, timeout: float = 10, rea
             report.passed.append(name)
         else:
             report.failures.append(f"{name}: {problem}")
-
-    def expect(reply: Reply, status: int, content_type: str | None = None) -> str | None:
-        if reply.status != status:
-            return f"expected {status}, got {reply.status} {reply.body[:200]!r}"
-        if content_type is not None and not reply.content_type.startswith(content_type):
-            return f"expected Content-Type {content_type}, got {reply.content_type!r}"
-        return None
 
     def call(method: str, path: str, body: object = None) -> Reply:
         return request(base_url, method, path, body, timeout)
@@ -103,30 +102,33 @@ def run_smoke(base_url: str, today: date | None = None, timeout: float = 10, rea
     check(f"readiness answers 200 within {ready_within:g} s (Firestore reachable)", ready)
 
     def round_trip() -> str | None:
-        stored = call("PUT", f"/hello/{SMOKE_USERNAME}", {"dateOfBirth": SMOKE_DATE_OF_BIRTH.isoformat()})
-        if problem := expect(stored, 204):
-            return f"PUT {problem}"
-        read = call("GET", f"/hello/{SMOKE_USERNAME}")
-        if problem := expect(read, 200, "application/json"):
-            return f"GET {problem}"
-        # The service's "today" may be a day either side of this machine's near midnight.
-        accepted = {
-            greeting(SMOKE_USERNAME, days_until_birthday(SMOKE_DATE_OF_BIRTH, today_utc + timedelta(days=shift)))
-            for shift in (-1, 0, 1)
-        }
-        message = read.json()
-        if not isinstance(message, dict) or message.get("message") not in accepted:
-            return f"GET answered {message!r}, expected one of {sorted(accepted)}"
-        return None
+        births = dict(zip(users, probes(today_utc), strict=True))
+        for user, born in births.items():
+            if problem := expect(call("PUT", hello_path(user), {"dateOfBirth": born.isoformat()}), 204):
+                return f"PUT {problem}"
+        answers = []
+        for user in births:
+            read = call("GET", hello_path(user))
+            if problem := expect(read, 200, JSON_MEDIA_TYPE):
+                return f"GET {problem}"
+            message = read.json()
+            answers.append(message.get("message") if isinstance(message, dict) else message)
+        # The service's "today" may be a day either side of this machine's near midnight, for every user alike.
+        for shift in (0, -1, 1):
+            service_today = today_utc + timedelta(days=shift)
+            if answers == [days_message(user, days_until(born, service_today)) for user, born in births.items()]:
+                return None
+        expected = [days_message(user, days_until(born, today_utc)) for user, born in births.items()]
+        return f"GET answered {answers}, expected {expected} (or all of them for a day either side)"
 
-    check("PUT then GET returns the stored birthday", round_trip)
+    check("PUT then GET greets with the days to each stored birthday", round_trip)
     check(
         "an invalid date of birth is a 400 problem",
-        lambda: expect(call("PUT", f"/hello/{SMOKE_USERNAME}", {"dateOfBirth": "1990-02-30"}), 400, PROBLEM_MEDIA_TYPE),
+        lambda: expect(call("PUT", hello_path(users[0]), {"dateOfBirth": "1990-02-30"}), 400, PROBLEM_MEDIA_TYPE),
     )
     check(
         "an unknown user is a 404 problem",
-        lambda: expect(call("GET", f"/hello/{SMOKE_ABSENT_USERNAME}"), 404, PROBLEM_MEDIA_TYPE),
+        lambda: expect(call("GET", hello_path(absent)), 404, PROBLEM_MEDIA_TYPE),
     )
     return report
 

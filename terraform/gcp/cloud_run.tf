@@ -9,6 +9,12 @@ resource "google_cloud_run_v2_service" "main" {
   # Terraform refuses to destroy the service until this is set to false and applied.
   deletion_protection = true
 
+  # Every revision's image must pass the project's Binary Authorization policy (binary_authorization.tf):
+  # built and attested by Cloud Build here. `gcloud run deploy --breakglass` is the audited way round it.
+  binary_authorization {
+    use_default = true
+  }
+
   # Only the first revision comes from here. Its shape is deploy/revision.yaml, the same file the
   # pipeline deploys every later revision from; only the image differs (a placeholder until the
   # pipeline has built one).
@@ -97,5 +103,5 @@ resource "google_cloud_run_v2_service" "main" {
     ]
   }
 
-  depends_on = [google_project_service.main]
+  depends_on = [google_project_service.main, google_binary_authorization_policy.main]
 }

@@ -1,11 +1,21 @@
-# Three identities, none of them a default service account and none with a key: Cloud Run and
-# Cloud Build mint short-lived tokens for them. No basic role (owner, editor, viewer) anywhere.
+# Four identities, none of them a default service account and none with a key: Cloud Run and Cloud Build
+# mint short-lived tokens for them. No basic role (owner, editor, viewer) anywhere. README.md, "Who may do
+# what", lists every grant below in one table.
 
 resource "google_service_account" "runtime" {
   project      = var.project_id
   account_id   = "${var.service_name}-runtime"
   display_name = "${var.service_name} runtime"
-  description  = "What the ${var.service_name} Cloud Run revisions run as: Firestore data, logs, metrics, traces."
+  description  = "What the ${var.service_name} Cloud Run revisions run as: read and write this service's Firestore database."
+
+  depends_on = [google_project_service.main]
+}
+
+resource "google_service_account" "builder" {
+  project      = var.project_id
+  account_id   = "${var.service_name}-builder"
+  display_name = "${var.service_name} builder"
+  description  = "What the ${var.service_name} build trigger runs as: test, build, push the image. It cannot deploy."
 
   depends_on = [google_project_service.main]
 }
@@ -14,7 +24,7 @@ resource "google_service_account" "deployer" {
   project      = var.project_id
   account_id   = "${var.service_name}-deployer"
   display_name = "${var.service_name} deployer"
-  description  = "What the ${var.service_name} main-branch Cloud Build trigger runs as: push, deploy, shift traffic."
+  description  = "What the ${var.service_name} rollout triggers run as: deploy a built image, move traffic, hold the rollout lock."
 
   depends_on = [google_project_service.main]
 }
@@ -30,40 +40,79 @@ resource "google_service_account" "pr_checks" {
   depends_on = [google_project_service.main]
 }
 
-locals {
-  # Firestore IAM has no resource below the project in the provider. An IAM condition on
-  # resource.name == "projects/<project>/databases/<database>" could narrow datastore.user to
-  # one database; it is left out because the app uses the project's only database.
-  runtime_project_roles = [
-    "roles/cloudtrace.agent",
-    "roles/datastore.user",
-    "roles/logging.logWriter",
-    "roles/monitoring.metricWriter",
-  ]
+# --- runtime ----------------------------------------------------------------------------------------------------
+# The app reads and writes Firestore and nothing else. It logs to stdout, which Cloud Run sends to Cloud
+# Logging itself (https://cloud.google.com/run/docs/logging), and it neither traces nor writes metrics
+# (create_app turns FastAPI's telemetry off; Cloud Run measures and traces requests on its own), so it
+# holds no logging, monitoring or trace role.
 
-  # Neither role can be granted below the project: the rollout gates read Cloud Run metrics,
-  # and a build run as a user-specified service account writes its log to Cloud Logging.
-  deployer_project_roles = [
-    "roles/logging.logWriter",
-    "roles/monitoring.viewer",
-  ]
-}
-
-resource "google_project_iam_member" "runtime" {
-  for_each = toset(local.runtime_project_roles)
-
+# Firestore IAM has no resource below the project in the provider, so the grant is made on the project and
+# narrowed by an IAM condition to this database: Firestore evaluates conditions on the database's resource
+# name (https://cloud.google.com/firestore/docs/manage-databases, per-database access), and document paths
+# under it are covered too, in case a check names the document rather than the database.
+resource "google_project_iam_member" "runtime_firestore" {
   project = var.project_id
-  role    = each.value
+  role    = "roles/datastore.user"
   member  = google_service_account.runtime.member
+
+  condition {
+    title       = "${var.service_name} database only"
+    description = "Only the Firestore database the ${var.service_name} revisions are configured to use."
+    expression  = "resource.name == \"${local.firestore_database_name}\" || resource.name.startsWith(\"${local.firestore_database_name}/\")"
+  }
 }
+
+# --- builder ----------------------------------------------------------------------------------------------------
+
+# A build run as a user-specified service account writes its log to Cloud Logging; no narrower resource.
+resource "google_project_iam_member" "builder_logs" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = google_service_account.builder.member
+}
+
+# Cloud Build pushes `images:` as the build's identity. Writer, not admin: it cannot delete or move a tag.
+resource "google_artifact_registry_repository_iam_member" "builder" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.main.location
+  repository = google_artifact_registry_repository.main.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.builder.member
+}
+
+# --- deployer ---------------------------------------------------------------------------------------------------
+# Custom roles with exactly what the rollout build does, one per resource they are granted on
+# (iam_roles.tf). No predefined role fits: roles/run.developer would also let it delete the service, which
+# deletion_protection stops only when Terraform is the one deleting.
 
 resource "google_project_iam_member" "deployer" {
-  for_each = toset(local.deployer_project_roles)
-
   project = var.project_id
-  role    = each.value
+  role    = google_project_iam_custom_role.deployer["project"].name
   member  = google_service_account.deployer.member
 }
+
+resource "google_cloud_run_v2_service_iam_member" "deployer" {
+  project  = var.project_id
+  location = google_cloud_run_v2_service.main.location
+  name     = google_cloud_run_v2_service.main.name
+  role     = google_project_iam_custom_role.deployer["service"].name
+  member   = google_service_account.deployer.member
+}
+
+# A revision can only be deployed to run as an identity the deployer may act as: this one alone.
+resource "google_service_account_iam_member" "deployer_acts_as_runtime" {
+  service_account_id = google_service_account.runtime.name
+  role               = google_project_iam_custom_role.deployer["runtime_account"].name
+  member             = google_service_account.deployer.member
+}
+
+resource "google_storage_bucket_iam_member" "deployer" {
+  bucket = google_storage_bucket.rollout_lock.name
+  role   = google_project_iam_custom_role.deployer["lock_bucket"].name
+  member = google_service_account.deployer.member
+}
+
+# --- pull-request checks ------------------------------------------------------------------------------------------
 
 resource "google_project_iam_member" "pr_checks" {
   project = var.project_id
@@ -71,36 +120,7 @@ resource "google_project_iam_member" "pr_checks" {
   member  = google_service_account.pr_checks.member
 }
 
-# Deploy revisions and move traffic on this one service; nothing else in Cloud Run.
-resource "google_cloud_run_v2_service_iam_member" "deployer" {
-  project  = var.project_id
-  location = google_cloud_run_v2_service.main.location
-  name     = google_cloud_run_v2_service.main.name
-  role     = "roles/run.developer"
-  member   = google_service_account.deployer.member
-}
-
-# A revision can only be deployed to run as an identity the deployer may act as: this one alone.
-resource "google_service_account_iam_member" "deployer_acts_as_runtime" {
-  service_account_id = google_service_account.runtime.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = google_service_account.deployer.member
-}
-
-resource "google_artifact_registry_repository_iam_member" "deployer" {
-  project    = var.project_id
-  location   = google_artifact_registry_repository.main.location
-  repository = google_artifact_registry_repository.main.name
-  role       = "roles/artifactregistry.writer"
-  member     = google_service_account.deployer.member
-}
-
-# Create and delete the lock and freeze objects; no bucket-level or IAM permission.
-resource "google_storage_bucket_iam_member" "deployer" {
-  bucket = google_storage_bucket.rollout_lock.name
-  role   = "roles/storage.objectUser"
-  member = google_service_account.deployer.member
-}
+# --- anyone -------------------------------------------------------------------------------------------------------
 
 # The API is public by design: anyone may store and read birthdays.
 resource "google_cloud_run_v2_service_iam_member" "public" {

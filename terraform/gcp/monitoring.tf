@@ -161,7 +161,8 @@ resource "google_monitoring_slo" "latency" {
         "metric.type=\"run.googleapis.com/request_latencies\"",
         local.run_requests,
       ])
-      # request_latencies is in milliseconds; max is exclusive.
+      # request_latencies is in milliseconds. The provider documents range.max as inclusive: a request of
+      # exactly latency_threshold_ms counts as fast.
       range {
         max = var.latency_threshold_ms
       }

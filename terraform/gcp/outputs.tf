@@ -3,18 +3,18 @@ output "artifact_registry_url" {
   value       = local.artifact_registry_url
 }
 
-output "cloud_build_substitutions" {
-  description = "Substitutions the deploy trigger passes to cloudbuild.yaml."
-  value       = local.deploy_substitutions
+output "build_trigger_id" {
+  description = "Id of the Cloud Build trigger that tests, builds and attests every push to the main branch."
+  value       = google_cloudbuild_trigger.build.trigger_id
 }
 
-output "deploy_trigger_id" {
-  description = "Id of the Cloud Build trigger that deploys pushes to the main branch."
-  value       = google_cloudbuild_trigger.deploy.trigger_id
+output "builder_service_account_email" {
+  description = "Service account the build trigger runs as: it pushes images and cannot deploy."
+  value       = google_service_account.builder.email
 }
 
 output "deployer_service_account_email" {
-  description = "Service account the deploy trigger runs as."
+  description = "Service account the rollout triggers run as."
   value       = google_service_account.deployer.email
 }
 
@@ -36,6 +36,21 @@ output "pull_request_trigger_id" {
 output "rollout_lock_bucket" {
   description = "Bucket holding the pipeline's per-service rollout lock and deploy freeze flag."
   value       = google_storage_bucket.rollout_lock.name
+}
+
+output "rollout_manual_trigger_name" {
+  description = "Trigger an operator runs to roll one build out by hand: gcloud builds triggers run <name> --sha=<commit> --substitutions=_SOURCE_BUILD=<build id>."
+  value       = google_cloudbuild_trigger.rollout_manual.name
+}
+
+output "rollout_substitutions" {
+  description = "Substitutions both rollout triggers pass to cloudbuild-rollout.yaml."
+  value       = local.rollout_substitutions
+}
+
+output "rollout_trigger_id" {
+  description = "Id of the Cloud Build trigger that rolls out every successful build."
+  value       = google_cloudbuild_trigger.rollout.trigger_id
 }
 
 output "runtime_service_account_email" {

@@ -25,9 +25,10 @@ variable "bootstrap_image" {
   description = "Image of the service's first revision, until the pipeline deploys a real one. It must answer 200 on the probe paths in deploy/revision.yaml; Google's hello image answers every path."
   default     = "us-docker.pkg.dev/cloudrun/container/hello"
 
+  # A name without tag or digest: Binary Authorization admits it by the pattern "<name>*".
   validation {
-    condition     = length(trimspace(var.bootstrap_image)) > 0
-    error_message = "bootstrap_image must name an image."
+    condition     = can(regex("^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+$", var.bootstrap_image))
+    error_message = "bootstrap_image must name an image as registry/path/image, without a tag or digest."
   }
 }
 

@@ -9,6 +9,10 @@ resource "google_project_service" "storage" {
 }
 
 # Who read or changed the state, with their identity: state holds every resource id and output.
+# Authoritative for Cloud Storage: this replaces whatever audit configuration the project already has for
+# storage.googleapis.com (its log types and exempted members) with exactly the one below; the provider has no
+# additive form. Before the first apply, look at the project's current one
+# (`gcloud projects get-iam-policy <project> --format="yaml(auditConfigs)"`) and add here anything to keep.
 resource "google_project_iam_audit_config" "storage" {
   project = var.project_id
   service = "storage.googleapis.com"
