@@ -19,8 +19,9 @@ import aiohttp
 from aiohttp import web
 
 from rehearsal.api import ApiError, Json, NotModelled
+from rehearsal.cloud_build import Builds
 from rehearsal.faults import Registry
-from rehearsal.front import RESOURCE_MANAGER_HOST, RUN_HOST_SUFFIX, Front
+from rehearsal.front import CLOUD_BUILD_HOST, RESOURCE_MANAGER_HOST, RUN_HOST_SUFFIX, Front
 from rehearsal.knative import CloudRun, Revision, Service, ServiceKey
 from rehearsal.monitoring import Monitoring, MonitoringTime
 from rehearsal.revisions import RevisionRuntime
@@ -50,6 +51,7 @@ class Cloud:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.firestore_host = firestore_host
         self.registry = Registry()
+        self.builds = Builds()
         self.requests = RequestLog()
         self.not_understood: list[str] = []
         self.traffic_history: list[tuple[float, ServiceKey, dict[str, int]]] = []
@@ -96,7 +98,7 @@ class Cloud:
         self.router = Router(self.cloud_run.services.get, self.runtime, self.requests)
         await self.router.start()
         self.storage = StorageFront(self._emulator.url, self.session)
-        self.front = Front(self.cloud_run, self.storage, self.not_understood.append)
+        self.front = Front(self.cloud_run, self.storage, self.builds, self.not_understood.append)
         self.front_port = await self._serve(self.front.app())
         self.monitoring = Monitoring(
             self.requests,
@@ -174,6 +176,7 @@ class Cloud:
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": f"http://{RUN_HOST_SUFFIX.removeprefix('-')}/",
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"http://{STORAGE_HOST}/",
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": f"http://{RESOURCE_MANAGER_HOST}/",
+                "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBUILD": f"http://{CLOUD_BUILD_HOST}/",
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING": f"http://127.0.0.1:{self.monitoring_port}/",
                 "NO_PROXY": "127.0.0.1,localhost",
             }

@@ -21,11 +21,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from rehearsal.api import ApiError, Json, NotModelled, invalid
+from rehearsal.cloud_build import Builds
 from rehearsal.knative import API_VERSION, CloudRun
 from rehearsal.storage import STORAGE_HOST, StorageFront
 
 RUN_HOST_SUFFIX = "-run.local"
 RESOURCE_MANAGER_HOST = "cloudresourcemanager.local"
+CLOUD_BUILD_HOST = "cloudbuild.local"
 KNATIVE = rf"/apis/{re.escape(API_VERSION)}/namespaces/(?P<namespace>[^/]+)"
 V1 = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)"
 QUERY = {"alt", "dryRun", "labelSelector"}
@@ -92,9 +94,11 @@ class Front:
         self,
         cloud_run: CloudRun,
         storage: StorageFront,
+        builds: Builds,
         not_understood: Callable[[str], None],
     ) -> None:
         self._cloud_run = cloud_run
+        self._builds = builds
         self._storage = storage
         self._not_understood = not_understood
         self.calls: list[str] = []
@@ -139,7 +143,19 @@ class Front:
             return await self._storage.handle(request)
         if host == RESOURCE_MANAGER_HOST:
             return self._resource_manager(request)
+        if host == CLOUD_BUILD_HOST:
+            return self._cloud_build(request)
         raise NotModelled(f"no stand-in serves the host {host!r}")
+
+    def _cloud_build(self, request: web.Request) -> web.Response:
+        """builds.get of the Cloud Build API v1, which the rollout step asks through `gcloud builds describe`."""
+        found = re.fullmatch(r"/v1/projects/([^/]+)/locations/([^/]+)/builds/([^/]+)", request.rel_url.path)
+        if request.method != "GET" or found is None or set(request.rel_url.query) - {"alt"}:
+            raise NotModelled("only Cloud Build v1 projects.locations.builds.get is modelled")
+        try:
+            return web.json_response(self._builds.get(found[1], found[3]))
+        except ApiError as error:
+            return web.json_response(error.body(), status=error.code)
 
     def _resource_manager(self, request: web.Request) -> web.Response:
         """projects.get of Resource Manager v1, which `gcloud run services replace` asks for the project number."""

@@ -2,25 +2,36 @@
 its releases, the client load, the rollouts it runs through the pipeline's own step, and what they did.
 """
 
-import hashlib
 import json
 import secrets
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from rehearsal import seed
 from rehearsal.api import Json
 from rehearsal.cloud import Cloud
+from rehearsal.cloud_build import rfc3339
 from rehearsal.faults import GOOD, Behaviour
-from rehearsal.pipeline import REPOSITORY, RolloutStep, Running, compressed, resolve, start, workspace
+from rehearsal.pipeline import (
+    REPOSITORY,
+    RolloutStep,
+    Running,
+    compressed,
+    resolve,
+    start,
+    tool_time_defaults,
+    workspace,
+)
 from rehearsal.served import Served
+from rehearsal.uv_run import EXTRA_OPTIONS
 
 Outcome = Literal["promoted", "rolled_back", "refused", "stopped", "never_served"]
 OPERATOR_CHANGED_TRAFFIC = 3
@@ -31,7 +42,7 @@ ROLLOUT_LIMIT_SECONDS = 240
 """Longest one compressed rollout may take before the rehearsal kills it and fails."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rehearsal:
     """What every scenario shares."""
 
@@ -40,6 +51,9 @@ class Rehearsal:
     directory: Path
     compression: float
     load_rate: float = 30
+
+    def __post_init__(self) -> None:
+        self.time = compressed(self.step, self.compression, tool_time_defaults())
 
 
 @dataclass
@@ -104,6 +118,7 @@ class Stage:
         self.rollouts: list[Rollout] = []
         self._load: subprocess.Popen[bytes] | None = None
         self._load_file = self.directory / "client-load.jsonl"
+        self._source_builds: dict[str, str] = {}
         self._repository = f"{self.cloud.settings.region}-docker.pkg.dev/{self.project.id}/birthday-api/birthday-api"
 
     # -- what Terraform and earlier pipeline runs left
@@ -115,8 +130,19 @@ class Stage:
         self.wait_until_ready()
 
     def release(self, name: str, behaviour: Behaviour = GOOD) -> str:
-        """An image the build pushed: its reference by digest."""
-        return self.cloud.registry.push(self._repository, f"{self.project.id}/{name}", behaviour)
+        """An image a build pushed, by digest; Cloud Build keeps that build's record, created now."""
+        image = self.cloud.registry.push(self._repository, f"{self.project.id}/{name}", behaviour)
+        self._source_builds[image] = source_build = str(uuid.uuid4())
+        name_only, digest = image.split("@")
+        self.cloud.call(
+            lambda: self.cloud.builds.add(
+                self.project.id,
+                source_build,
+                createTime=rfc3339(datetime.now(UTC)),
+                results={"images": [{"name": f"{name_only}:{source_build}", "digest": digest}]},
+            )
+        )
+        return image
 
     def serving_already(self, image: str, commit: str) -> str:
         """A release an earlier rollout shipped: a revision named as the rollout names them, with all traffic."""
@@ -171,26 +197,38 @@ class Stage:
     # -- rollouts
 
     def start_rollout(self, image: str, commit: str, **values: str) -> tuple[Rollout, Running]:
-        build_id = secrets.token_hex(16)
-        build_id = f"{build_id[:8]}-{build_id[8:12]}-{build_id[12:16]}-{build_id[16:20]}-{build_id[20:]}"
+        """The rollout step of a build of `commit` deploying `image`, with its own record in Cloud Build."""
+        build_id = str(uuid.uuid4())
         step = self.rehearsal.step
+        self.cloud.call(
+            lambda: self.cloud.builds.add(
+                self.project.id,
+                build_id,
+                status="WORKING",
+                createTime=rfc3339(datetime.now(UTC)),
+                startTime=rfc3339(datetime.now(UTC)),
+                timeout=str(step.document.get("timeout", "600s")),
+                substitutions={"COMMIT_SHA": commit},
+            )
+        )
         given = {
-            **compressed(step.defaults, self.rehearsal.compression),
+            **self.rehearsal.time.substitutions,
             **self.project.trigger_substitutions(),
             "BUILD_ID": build_id,
             "COMMIT_SHA": commit,
             "SHORT_SHA": commit[:7],
             "LOCATION": self.cloud.settings.region,
             "_REGION": self.cloud.settings.region,
-            "_SOURCE_COMMIT": commit,
-            "_SOURCE_BUILD_ID": hashlib.sha1(build_id.encode()).hexdigest()[:8],  # noqa: S324 (an id, not security)
-            "REPO_FULL_NAME": "example/birthday-api",
+            "_SOURCE_BUILD": self._source_builds[image],
             **values,
         }
-        directory = workspace(self.directory / f"workspace-{len(self.rollouts) + 1}", {"image-digest": image + "\n"})
+        number = len(self.rollouts) + 1
+        directory = workspace(self.directory / f"workspace-{number}", {"image-digest": image + "\n"})
         rollout = Rollout(commit, build_id, image, time.time(), traffic_before=self.traffic())
-        log = self.directory / f"rollout-{len(self.rollouts) + 1}.log"
-        running = start(step, resolve(step.defaults, given), directory, self.cloud.gcloud_environment(), log)
+        environment = {**self.cloud.gcloud_environment(), EXTRA_OPTIONS: " ".join(self.rehearsal.time.extra_options)}
+        running = start(
+            step, resolve(step.defaults, given), directory, environment, self.directory / f"rollout-{number}.log"
+        )
         self.rollouts.append(rollout)
         return rollout, running
 

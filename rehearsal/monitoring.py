@@ -6,8 +6,9 @@ list: `run.googleapis.com/request_count` (DELTA, INT64, labels response_code and
 sampled every 60 s and a sample may stay invisible for up to 180 s after it is taken. So a window read too
 early comes back incomplete, as in Google Cloud.
 
-Time is compressed like the rollout's own options: with compression c, a sample covers 60/c seconds, the
-ingestion delay and every alignment period the caller asks for are divided by c too. Timestamps stay real.
+Time is compressed like the rollout's own options: with compression c, every duration of Monitoring's is divided
+by c (a sample covers 60/c seconds, the ingestion delay and the shortest alignment period too), while the caller
+asks in real seconds, as the rollout does when its own metrics period is compressed. Timestamps stay real.
 
 A filter, aligner, reducer or parameter this stand-in does not model is refused with 400 naming it, and
 reported, so the test that caused it fails: an answer that only looks right would prove nothing.
@@ -41,6 +42,15 @@ PARAMETERS = {
     "view",
 }
 PERCENTILES = {"REDUCE_PERCENTILE_99": 0.99, "REDUCE_PERCENTILE_95": 0.95, "REDUCE_PERCENTILE_50": 0.5}
+
+
+class Unmodelled(ApiError):
+    """A query the stand-in does not model: 400, and reported so that the test that made it fails."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, "INVALID_ARGUMENT", message)
+
+
 CLAUSE = re.compile(r'\s*(metric\.type|resource\.type|(?:resource|metric)\.labels?\.[a-z_]+)\s*=\s*"([^"]*)"\s*')
 
 
@@ -78,7 +88,7 @@ def parse_filter(text: str) -> dict[str, str]:
     wanted: dict[str, str] = {}
     for clause in re.split(r"\s+AND\s+", text.strip()):
         if not (found := CLAUSE.fullmatch(clause)):
-            raise invalid(f"filter clause not modelled by the stand-in: {clause!r}")
+            raise Unmodelled(f"filter clause not modelled by the stand-in: {clause!r}")
         field = found[1].replace(".label.", ".labels.")
         wanted[field] = found[2]
     return wanted
@@ -151,7 +161,7 @@ class Query:
     @classmethod
     def parse(cls, query: Mapping[str, Sequence[str]]) -> "Query":
         if unknown := sorted(set(query) - PARAMETERS):
-            raise invalid(f"query parameters not modelled by the stand-in: {unknown}")
+            raise Unmodelled(f"query parameters not modelled by the stand-in: {unknown}")
 
         def one(name: str, default: str | None = None) -> str:
             values = query.get(name)
@@ -171,7 +181,7 @@ class Query:
             raise invalid(f"the Cloud Run request metrics are on resource.type {RESOURCE_TYPE!r}")
         group_by = [field.replace(".label.", ".labels.") for field in query.get("aggregation.groupByFields", [])]
         if unknown_labels := sorted((set(wanted) | set(group_by)) - LABELS):
-            raise invalid(f"labels not on {metric}: {unknown_labels}")
+            raise Unmodelled(f"labels not on {metric}: {unknown_labels}")
         asked = cls(
             metric=metric,
             wanted=wanted,
@@ -189,15 +199,13 @@ class Query:
         if self.start > self.end:
             raise invalid("interval.startTime is after interval.endTime")
         if self.aligner not in ("ALIGN_NONE", "ALIGN_DELTA"):
-            raise invalid(f"aggregation.perSeriesAligner {self.aligner} is not modelled by the stand-in")
+            raise Unmodelled(f"aggregation.perSeriesAligner {self.aligner} is not modelled by the stand-in")
         if self.reducer not in ("REDUCE_NONE", "REDUCE_SUM", *PERCENTILES):
-            raise invalid(f"aggregation.crossSeriesReducer {self.reducer} is not modelled by the stand-in")
+            raise Unmodelled(f"aggregation.crossSeriesReducer {self.reducer} is not modelled by the stand-in")
         if self.reducer in PERCENTILES and self.metric != REQUEST_LATENCIES:
             raise invalid(f"{self.reducer} needs a distribution metric, not {self.metric}")
         if self.reducer != "REDUCE_NONE" and self.raw:
             raise invalid("a cross-series reducer needs a per-series aligner")
-        if self.period < 60:
-            raise invalid("aggregation.alignmentPeriod must be at least 60 seconds")
 
 
 class Monitoring:
@@ -218,20 +226,21 @@ class Monitoring:
     def list_time_series(self, project: str, query: Mapping[str, Sequence[str]]) -> Json:
         try:
             return self._list(project, query)
-        except ApiError as error:
-            if error.code == 400:
-                self._not_understood(f"Monitoring timeSeries.list: {error.message}")
+        except Unmodelled as error:
+            self._not_understood(f"Monitoring timeSeries.list: {error.message}")
             raise
 
     def _list(self, project: str, query: Mapping[str, Sequence[str]]) -> Json:
         asked = Query.parse(query)
+        if not asked.raw and asked.period < (shortest := self.time.real(60)):
+            raise invalid(f"aggregation.alignmentPeriod must be at least 60 seconds ({shortest:g} s on this clock)")
         visible = self._visible_samples(project, asked.wanted, asked.start if asked.raw else None, asked.end)
         if asked.raw:
             series = self._raw(visible)
         else:
             series = self._aligned(
                 samples=visible,
-                period=self.time.real(asked.period),
+                period=asked.period,
                 start=asked.start,
                 end=asked.end,
                 reducer=asked.reducer,

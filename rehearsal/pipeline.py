@@ -8,8 +8,10 @@ working directory `/workspace` mapped to a scratch directory that holds the sour
 what earlier steps wrote there (the image digest). The toolbox's environment is already this tree's `.venv`:
 a `uv` on PATH runs `uv run ... COMMAND` as COMMAND in it, so the rehearsal never re-syncs the environment.
 
-Time is compressed through the rollout's own options: every substitution named `_…_SECONDS` gets its default
-divided by the compression factor.
+Time is compressed through the rollout's own options: each `--…-seconds` option of `python -m deploy` gets its
+default divided by the compression factor, through the step's substitution for it where there is one. An option
+the step does not pass yet is added to the rollout's command line by the rehearsal's `uv` (EXTRA_OPTIONS), the
+one change the rehearsal makes to the step: the step should pass it when its substitution is set.
 """
 
 import contextlib
@@ -100,13 +102,43 @@ def resolve(defaults: Mapping[str, str], given: Mapping[str, str]) -> dict[str, 
     raise PipelineError("substitutions refer to each other in a cycle")
 
 
-def compressed(defaults: Mapping[str, str], factor: float) -> dict[str, str]:
-    """The scenario's values for the rollout's time options: each `_…_SECONDS` default divided by `factor`."""
+@dataclass(frozen=True)
+class Compression:
+    """The rollout's time options at a compressed clock: through the step's substitutions where it has one, else
+    added to the rollout's command line (EXTRA_OPTIONS), until the step passes them itself."""
+
+    substitutions: dict[str, str]
+    extra_options: list[str]
+
+
+def tool_time_defaults() -> dict[str, int]:
+    """The rollout's own `--…-seconds` options and their defaults, as `python -m deploy --help` states them."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "deploy", "--help"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "10000"},
+    ).stdout
     return {
-        name: str(max(1, round(int(value) / factor)))
-        for name, value in defaults.items()
-        if name.endswith("_SECONDS") and value.strip().isdigit()
+        option: int(default)
+        for option, default in re.findall(r"^\s+(--[a-z-]+-seconds) [A-Z_]+\s.*\((\d+)\)$", shown, re.M)
     }
+
+
+def compressed(step: RolloutStep, factor: float, defaults: Mapping[str, int]) -> Compression:
+    """Every time option of the rollout divided by `factor`, but those the step computes itself (its deadline)."""
+    text = " ".join(strings(step.step))
+    substitutions, extra = {}, []
+    for option, seconds in defaults.items():
+        value = str(max(1, round(seconds / factor)))
+        name = "_" + option.removeprefix("--").replace("-", "_").upper()
+        if name in step.defaults:
+            substitutions[name] = value
+        elif f"{option}=" not in text:
+            extra.append(f"{option}={value}")
+    return Compression(substitutions, extra)
 
 
 def workspace(directory: Path, files: Mapping[str, str], repository: Path = REPOSITORY) -> Path:

@@ -1,4 +1,4 @@
-"""The twelve scenarios of the rehearsal (issue 12), each in a project of its own on the shared stand-ins.
+"""The scenarios of the rehearsal (issue 12's twelve, and 8b), each in a project of its own on the shared stand-ins.
 
 Each returns what happened: the rollouts it ran, the one whose outcome it is about, the client load's
 records and the router's. The expectations are the tests' (tests/test_rehearsal_scenarios.py); nothing here
@@ -28,6 +28,8 @@ SHORT_ROLLOUT = {"_TRAFFIC_STEPS": "100"}
 """For the rollouts a scenario needs only as a setting (a re-run, the newer of two commits): one step."""
 SMOKE_REQUESTS = 10
 """More than the smoke test sends (deploy/smoke.py: five checks, readiness retried while it starts)."""
+QUIET_SYNTHETIC_RPS = "8"
+"""Rates are not compressed: this lets a five-second window hold the 30 requests a gate needs (2 rps would not)."""
 TERMINATION_GRACE_SECONDS = 10
 """A cancelled build's step gets SIGTERM, then SIGKILL this long after (docker stop's default)."""
 
@@ -238,8 +240,10 @@ def older_after_newer(stage: Stage, result: Result) -> None:
     result.facts["stable"] = stage.serving_already(stage.release("stable"), oldest)
     stage.start_load()
     stage.pause(WARM_UP_SECONDS)
-    result.facts["newer"] = stage.rollout(stage.release("newer"), newest, **SHORT_ROLLOUT)
-    result.subject = stage.rollout(stage.release("older"), middle, **SHORT_ROLLOUT)
+    older = stage.release("older")  # built first: its build's createTime is the earlier one
+    newer = stage.release("newer")
+    result.facts["newer"] = stage.rollout(newer, newest, **SHORT_ROLLOUT)
+    result.subject = stage.rollout(older, middle, **SHORT_ROLLOUT)
 
 
 @scenario("quiet-service")
@@ -248,7 +252,7 @@ def quiet_service(stage: Stage, result: Result) -> None:
     newer, older = commits(2)
     stage.terraform()
     result.facts["stable"] = stage.serving_already(stage.release("stable"), older)
-    result.subject = stage.rollout(stage.release("candidate"), newer)
+    result.subject = stage.rollout(stage.release("candidate"), newer, _SYNTHETIC_RPS=QUIET_SYNTHETIC_RPS)
 
 
 def run_one(rehearsal: Rehearsal, name: str) -> Result:

@@ -9,6 +9,8 @@ dependencies from under the running tests). Any other uv command is refused, nam
 import os
 import sys
 
+EXTRA_OPTIONS = "REHEARSAL_ROLLOUT_OPTIONS"
+"""Options this `uv` adds to `python -m deploy`, space-separated, each unless the step passed it (pipeline.py)."""
 # uv run's options that take a value (uv 0.13 `uv run --help`); every other option is a flag.
 VALUED = {
     "--with", "--with-editable", "--with-requirements", "--extra", "--group", "--only-group", "--no-group",
@@ -37,6 +39,11 @@ def command_of(arguments: list[str]) -> list[str]:
         raise SystemExit("rehearsal uv: `uv run` without a command")
     if command[0] in ("python", "python3"):
         command[0] = sys.executable
+        if command[1:3] == ["-m", "deploy"]:
+            given = {argument.split("=", 1)[0] for argument in command}
+            command += [
+                option for option in os.environ.get(EXTRA_OPTIONS, "").split() if option.split("=", 1)[0] not in given
+            ]
     return command
 
 

@@ -15,9 +15,10 @@ from rehearsal.pipeline import (
     resolve,
     start,
     substitute,
+    tool_time_defaults,
     workspace,
 )
-from rehearsal.uv_run import command_of
+from rehearsal.uv_run import EXTRA_OPTIONS, command_of
 
 
 def config(directory: Path, name: str, steps: Sequence[Mapping[str, object]], **more: object) -> None:
@@ -63,10 +64,35 @@ def test_defaults_may_refer_to_other_substitutions_and_given_values_win() -> Non
     assert values["_DWELL_SECONDS"] == "10"
 
 
-def test_time_options_are_compressed_and_nothing_else() -> None:
-    defaults = {"_DWELL_SECONDS": "300", "_METRICS_LAG_SECONDS": "120", "_MIN_REQUESTS": "30", "_UNSET_SECONDS": ""}
-    assert compressed(defaults, 30) == {"_DWELL_SECONDS": "10", "_METRICS_LAG_SECONDS": "4"}
-    assert compressed({"_X_SECONDS": "10"}, 60) == {"_X_SECONDS": "1"}, "never below one second"
+def test_the_rollouts_time_options_are_compressed_through_the_step_or_added_until_it_passes_them(
+    tmp_path: Path,
+) -> None:
+    script = "uv run python -m deploy --dwell-seconds=$_DWELL_SECONDS --deadline-seconds=$$deadline"
+    config(
+        tmp_path, "cloudbuild.yaml", [{"id": "rollout", "args": ["-c", script]}], substitutions={"_DWELL_SECONDS": ""}
+    )
+    defaults = {"--dwell-seconds": 300, "--poll-seconds": 60, "--deadline-seconds": 6000}
+    plan = compressed(find_rollout_step(tmp_path), 60, defaults)
+    assert plan.substitutions == {"_DWELL_SECONDS": "5"}
+    assert plan.extra_options == ["--poll-seconds=1"], "the deadline the step computes itself is left alone"
+
+
+def test_the_tools_time_options_are_read_from_its_help() -> None:
+    defaults = tool_time_defaults()
+    assert {"--dwell-seconds", "--metrics-lag-seconds"} <= set(defaults)
+    assert all(seconds > 0 for seconds in defaults.values())
+
+
+def test_the_rehearsals_uv_adds_the_options_the_step_does_not_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(EXTRA_OPTIONS, "--poll-seconds=1 --dwell-seconds=5")
+    assert command_of(["run", "python", "-m", "deploy", "--dwell-seconds=60"]) == [
+        sys.executable,
+        "-m",
+        "deploy",
+        "--dwell-seconds=60",
+        "--poll-seconds=1",
+    ]
+    assert command_of(["run", "python", "-m", "deploy.smoke", "URL"]) == [sys.executable, "-m", "deploy.smoke", "URL"]
 
 
 def test_the_step_runs_as_its_container_would(tmp_path: Path) -> None:

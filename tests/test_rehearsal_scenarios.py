@@ -1,4 +1,4 @@
-"""The rollout rehearsal's twelve scenarios (issue 12): the unmodified `python -m deploy`, with the command line of
+"""The rollout rehearsal's scenarios (issue 12): the unmodified `python -m deploy`, with the command line of
 the Cloud Build rollout step, driving the real gcloud against the stand-ins while a client load runs.
 
 The scenarios run once, concurrently, when the first of these tests needs them; each test then states what
@@ -140,8 +140,9 @@ def test_05_a_release_that_fails_its_startup_probe_never_serves(rehearsed: Rehea
 
 @pytest.mark.rehearsal("startup-probe-fails")
 @pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 item 2: the failed candidate's tag stays in spec.traffic, so the next deploy cannot get Ready",
+    strict=False,
+    reason="issue 11 item 5: since item 2 the next release deploys and gets traffic, but its promotion then rests on "
+    "the p99 gate's chance on ~40 requests, as in scenario 2; not strict for the same reason",
 )
 def test_05_the_next_good_release_then_ships(rehearsed: Rehearsed) -> None:
     result = rehearsed["startup-probe-fails"]
@@ -161,7 +162,8 @@ def test_06_the_kill_lands_in_the_middle_of_a_step(rehearsed: Rehearsed) -> None
 @pytest.mark.rehearsal("killed-sigkill")
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 11 item 8: the next rollout finds the split and the lock of the killed one and refuses to start",
+    reason="issue 11 item 8: a killed build's lock is held until it expires (its build's deadline), so the next "
+    "rollout refuses to start instead of finishing the abandoned one",
 )
 def test_06_the_next_rollout_finishes_the_abandoned_one_and_ships(rehearsed: Rehearsed) -> None:
     result = rehearsed["killed-sigkill"]
@@ -172,10 +174,6 @@ def test_06_the_next_rollout_finishes_the_abandoned_one_and_ships(rehearsed: Reh
 
 
 @pytest.mark.rehearsal("cancelled-sigterm")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 item 8: on SIGTERM the rollout dies where it is: traffic stays split and the lock stays held",
-)
 def test_07_a_cancelled_build_sends_traffic_back_and_releases_the_lock(rehearsed: Rehearsed) -> None:
     result = rehearsed["cancelled-sigterm"]
     assert result.subject is not None
@@ -197,11 +195,6 @@ def test_08_the_rollout_stops_and_leaves_the_operators_traffic_alone(rehearsed: 
 
 
 @pytest.mark.rehearsal("operator-races-a-shift")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 item 12: the rollout reads traffic with one gcloud process and writes it with another, so "
-    "an operator's change landing in between is overwritten",
-)
 def test_08b_an_operators_change_between_the_rollouts_read_and_write_is_not_overwritten(rehearsed: Rehearsed) -> None:
     result = rehearsed["operator-races-a-shift"]
     assert result.subject is not None
@@ -248,7 +241,10 @@ def test_11_an_older_commit_after_a_newer_one_is_refused(rehearsed: Rehearsed) -
 
 @pytest.mark.rehearsal("quiet-service")
 @pytest.mark.xfail(
-    strict=True, reason="issue 11 item 4: with no client, no gate ever has its 30 requests, so every release fails"
+    strict=False,
+    reason="issue 11 item 6: on synthetic load alone a gate waits until every metrics period of its window has a "
+    "point; at the rehearsal's one-second periods one stall of this shared machine leaves one empty and the gate "
+    "runs out of time; not strict, as it is chance",
 )
 def test_12_a_quiet_service_ships_a_good_release_on_the_rollouts_own_load(rehearsed: Rehearsed) -> None:
     result = rehearsed["quiet-service"]
