@@ -273,22 +273,39 @@ class RunningRevision:
     async def _forward(
         self, instance: Instance, method: str, path: str, headers: list[tuple[str, str]], body: bytes
     ) -> Reply:
-        outgoing = [(name, value) for name, value in headers if name.lower() not in HOP_BY_HOP | {"host"}]
-        async with self.runtime.session.request(
-            method,
-            f"http://127.0.0.1:{instance.port}{path}",
-            headers=outgoing,
-            data=body or None,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-            allow_redirects=False,
-        ) as response:
-            content = await response.read()
-            kept = [
-                (name, value)
-                for name, value in response.headers.items()
-                if name.lower() not in HOP_BY_HOP | {"content-length", "date", "server"}
-            ]
-            return Reply(response.status, kept, content)
+        return await forward(
+            self.runtime.session, method, f"http://127.0.0.1:{instance.port}{path}", headers, body, seconds=self.timeout
+        )
+
+
+async def forward(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    *,
+    seconds: float | None = None,
+    keep_host: bool = False,
+) -> Reply:
+    """One request passed on as a proxy passes it: without the headers that belong to either connection."""
+    dropped = HOP_BY_HOP if keep_host else HOP_BY_HOP | {"host"}
+    outgoing = [(name, value) for name, value in headers if name.lower() not in dropped]
+    async with session.request(
+        method,
+        url,
+        headers=outgoing,
+        data=body or None,
+        timeout=aiohttp.ClientTimeout(total=seconds),
+        allow_redirects=False,
+    ) as response:
+        content = await response.read()
+        kept = [
+            (name, value)
+            for name, value in response.headers.items()
+            if name.lower() not in HOP_BY_HOP | {"content-length", "date", "server"}
+        ]
+        return Reply(response.status, kept, content)
 
 
 class RevisionRuntime:

@@ -87,10 +87,7 @@ def first_deploy(stage: Stage, result: Result) -> None:
 def good_release(stage: Stage, result: Result) -> None:
     """2. A good release goes through every step, with client p99 before and during the rollout."""
     newer, older = commits(2)
-    stage.terraform()
-    result.facts["stable"] = stage.serving_already(stage.release("stable"), older)
-    stage.start_load()
-    stage.pause(WARM_UP_SECONDS)
+    stable_under_load(stage, result, older)
     rollout = result.subject = stage.rollout(stage.release("candidate"), newer)
     records = [one for one in stage.client_records() if one.get("method") and one.get("status")]
     result.facts["client_p99_ms_before"] = percentile(
@@ -101,12 +98,19 @@ def good_release(stage: Stage, result: Result) -> None:
     )
 
 
+def stable_under_load(stage: Stage, result: Result, commit: str, *, load: bool = True) -> str:
+    """What most scenarios start from: a release of `commit` serving all traffic, clients on it, warmed up."""
+    stage.terraform()
+    stable = result.facts["stable"] = stage.serving_already(stage.release("stable"), commit)
+    if load:
+        stage.start_load()
+        stage.pause(WARM_UP_SECONDS)
+    return stable
+
+
 def bad_release(stage: Stage, result: Result, behaviour: Behaviour) -> None:
     newer, older = commits(2)
-    stage.terraform()
-    result.facts["stable"] = stage.serving_already(stage.release("stable"), older)
-    stage.start_load()
-    stage.pause(WARM_UP_SECONDS)
+    stable_under_load(stage, result, older)
     result.subject = stage.rollout(stage.release("bad", behaviour), newer)
 
 
@@ -126,20 +130,14 @@ def slow_release(stage: Stage, result: Result) -> None:
 def startup_probe_fails(stage: Stage, result: Result) -> None:
     """5. A release whose startup probe fails never serves; the next good release then ships."""
     newest, middle, oldest = commits(3)
-    stage.terraform()
-    result.facts["stable"] = stage.serving_already(stage.release("stable"), oldest)
-    stage.start_load()
-    stage.pause(WARM_UP_SECONDS)
+    stable_under_load(stage, result, oldest)
     result.subject = stage.rollout(stage.release("never-ready", Behaviour(startup_probe_fails=True)), middle)
     result.facts["next"] = stage.rollout(stage.release("fixed"), newest)
 
 
 def killed_mid_step(stage: Stage, result: Result, signal_number: int) -> Rollout:
     newer, older = commits(2)
-    stage.terraform()
-    result.facts["stable"] = stage.serving_already(stage.release("stable"), older)
-    stage.start_load()
-    stage.pause(WARM_UP_SECONDS)
+    stable_under_load(stage, result, older)
 
     def kill(running: Running) -> str:
         time.sleep(1)  # well inside the step's window
@@ -174,10 +172,7 @@ def cancelled_by_sigterm(stage: Stage, result: Result) -> None:
 def operator_moves_traffic(stage: Stage, result: Result) -> None:
     """8. An operator sends all traffic back to stable during the 50 % step."""
     newer, older = commits(2)
-    stage.terraform()
-    stable = result.facts["stable"] = stage.serving_already(stage.release("stable"), older)
-    stage.start_load()
-    stage.pause(WARM_UP_SECONDS)
+    stable = stable_under_load(stage, result, older)
 
     def operator(_: Running) -> None:
         moved = stage.gcloud("run", "services", "update-traffic", stage.project.service, f"--to-revisions={stable}=100")
@@ -191,10 +186,7 @@ def operator_moves_traffic(stage: Stage, result: Result) -> None:
 def operator_races_a_shift(stage: Stage, result: Result) -> None:
     """8b. An operator's change lands between the rollout's read of the service and its next traffic write."""
     newer, older = commits(2)
-    stage.terraform()
-    stable = result.facts["stable"] = stage.serving_already(stage.release("stable"), older)
-    stage.start_load()
-    stage.pause(WARM_UP_SECONDS)
+    stable = stable_under_load(stage, result, older)
 
     def race(_: Running) -> None:
         stage.write_after_next_read({stable: 100})
@@ -207,10 +199,7 @@ def operator_races_a_shift(stage: Stage, result: Result) -> None:
 def freeze(stage: Stage, result: Result) -> None:
     """9. With a freeze set, the rollout is refused and nothing moves."""
     newer, older = commits(2)
-    stage.terraform()
-    result.facts["stable"] = stage.serving_already(stage.release("stable"), older)
-    stage.start_load()
-    stage.pause(WARM_UP_SECONDS)
+    stable_under_load(stage, result, older)
     result.facts["freeze_exit_code"] = stage.set_freeze("incident 42: rehearsal").returncode
     result.facts["revisions_before"] = stage.revisions()
     result.subject = stage.rollout(stage.release("candidate"), newer)
@@ -222,10 +211,7 @@ def freeze(stage: Stage, result: Result) -> None:
 def rerun_same_commit(stage: Stage, result: Result) -> None:
     """10. A build refused (by a freeze) is re-run for the same commit once the freeze is lifted, and ships."""
     newer, older = commits(2)
-    stage.terraform()
-    result.facts["stable"] = stage.serving_already(stage.release("stable"), older)
-    stage.start_load()
-    stage.pause(WARM_UP_SECONDS)
+    stable_under_load(stage, result, older)
     stage.set_freeze("release train paused")
     result.facts["first"] = stage.rollout(stage.release("build-1"), newer, **SHORT_ROLLOUT)
     stage.gcloud("storage", "rm", f"gs://{stage.project.lock_bucket}/{stage.freeze_object}")
@@ -236,10 +222,7 @@ def rerun_same_commit(stage: Stage, result: Result) -> None:
 def older_after_newer(stage: Stage, result: Result) -> None:
     """11. A build of an older commit whose rollout starts after a newer one shipped is refused."""
     newest, middle, oldest = commits(3)
-    stage.terraform()
-    result.facts["stable"] = stage.serving_already(stage.release("stable"), oldest)
-    stage.start_load()
-    stage.pause(WARM_UP_SECONDS)
+    stable_under_load(stage, result, oldest)
     older = stage.release("older")  # built first: its build's createTime is the earlier one
     newer = stage.release("newer")
     result.facts["newer"] = stage.rollout(newer, newest, **SHORT_ROLLOUT)
@@ -250,8 +233,7 @@ def older_after_newer(stage: Stage, result: Result) -> None:
 def quiet_service(stage: Stage, result: Result) -> None:
     """12. No client at all: only the rollout's own synthetic load can give the gates evidence."""
     newer, older = commits(2)
-    stage.terraform()
-    result.facts["stable"] = stage.serving_already(stage.release("stable"), older)
+    stable_under_load(stage, result, older, load=False)
     result.subject = stage.rollout(stage.release("candidate"), newer, _SYNTHETIC_RPS=QUIET_SYNTHETIC_RPS)
 
 

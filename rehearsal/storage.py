@@ -26,7 +26,7 @@ from multidict import MultiDictProxy
 
 from dev.network import answers_200, free_port, wait_until
 from rehearsal.api import NotModelled
-from rehearsal.revisions import HOP_BY_HOP
+from rehearsal.revisions import forward
 
 STORAGE_HOST = "storage.local"
 PRECONDITIONS = {"ifGenerationMatch"}
@@ -162,17 +162,10 @@ class StorageFront:
             return int((await response.json())["generation"])
 
     async def _forward(self, request: web.Request, path: str, body: bytes) -> web.Response:
-        headers = [(name, value) for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP]
-        async with self._session.request(
-            request.method, self._emulator + path, headers=headers, data=body or None, allow_redirects=False
-        ) as response:
-            content = await response.read()
-            kept = [
-                (n, v)
-                for n, v in response.headers.items()
-                if n.lower() not in HOP_BY_HOP | {"content-length", "date", "server"}
-            ]
-        forwarded = web.Response(status=response.status, body=content)
-        for name, value in kept:
+        # The emulator builds upload URLs from the Host header, so gcloud's next call comes back here too.
+        headers = [*request.headers.items()]
+        reply = await forward(self._session, request.method, self._emulator + path, headers, body, keep_host=True)
+        forwarded = web.Response(status=reply.status, body=reply.body)
+        for name, value in reply.headers:
             forwarded.headers.add(name, value)
         return forwarded

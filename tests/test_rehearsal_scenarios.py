@@ -1,5 +1,6 @@
 """The rollout rehearsal's scenarios (issue 12): the unmodified `python -m deploy`, with the command line of
-the Cloud Build rollout step, driving the real gcloud against the stand-ins while a client load runs.
+the Cloud Build rollout step (plus the time options the step does not pass yet, see rehearsal/pipeline.py),
+driving the real gcloud against the stand-ins while a client load runs.
 
 The scenarios run once, concurrently, when the first of these tests needs them; each test then states what
 the rollout must have done. Where that needs a fix of issue 11 that has not landed, the test is an expected
