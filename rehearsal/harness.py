@@ -281,13 +281,15 @@ class Stage:
         """What the rollout did, from what it left: judged on the service and the router, not on its log."""
         after = rollout.traffic_after
         candidate = rollout.candidate
+        if rollout.exit_code == OPERATOR_CHANGED_TRAFFIC:
+            return "stopped"
         if candidate is not None and after == {candidate: 100}:
             return "promoted"
         if candidate is None:
             return "refused"
         if not any(one.revision == candidate for one in self.served()):
             return "never_served"
-        if rollout.exit_code != OPERATOR_CHANGED_TRAFFIC and after == rollout.traffic_before:
+        if after == rollout.traffic_before:
             return "rolled_back"
         return "stopped"
 

@@ -184,12 +184,14 @@ def operator_moves_traffic(stage: Stage, result: Result) -> None:
 
 @scenario("operator-races-a-shift")
 def operator_races_a_shift(stage: Stage, result: Result) -> None:
-    """8b. An operator's change lands between the rollout's read of the service and its next traffic write."""
+    """8b. An operator promotes the candidate by hand between the rollout's read of the service and its next write."""
     newer, older = commits(2)
     stable = stable_under_load(stage, result, older)
 
     def race(_: Running) -> None:
-        stage.write_after_next_read({stable: 100})
+        candidate = next(revision for revision in stage.traffic() if revision != stable)
+        result.facts["operator_set"] = {candidate: 100}
+        stage.write_after_next_read({candidate: 100})
 
     result.subject = stage.rollout_until(stage.release("candidate"), newer, candidate_has_share(stage, 1, 10), race)
     result.facts["operator_wrote"] = stage.cloud.call(lambda: stage.project.id not in stage.cloud.front.after_read)
