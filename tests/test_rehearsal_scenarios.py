@@ -234,9 +234,6 @@ def test_10_a_rerun_of_the_same_commit_ships(rehearsed: Rehearsed) -> None:
 
 
 @pytest.mark.rehearsal("older-after-newer")
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 item 3: nothing orders rollouts, so the older commit replaces the newer"
-)
 def test_11_an_older_commit_after_a_newer_one_is_refused(rehearsed: Rehearsed) -> None:
     result = rehearsed["older-after-newer"]
     assert result.subject is not None
