@@ -58,7 +58,12 @@ def rehearsed(emulator: FirestoreEmulator, request: pytest.FixtureRequest) -> It
 def candidate_shares(result: Result, rollout_index: int = -1) -> list[int]:
     """The shares the rollout's candidate had on the service URL, in order."""
     rollout = result.stage.rollouts[rollout_index]
-    return [split[rollout.candidate] for split in result.stage.traffic_history() if rollout.candidate in split]
+    shares: list[int] = []
+    for split in result.stage.traffic_history():
+        # status.traffic also changes when only tags do: a share counts once until it changes.
+        if rollout.candidate in split and shares[-1:] != [split[rollout.candidate]]:
+            shares.append(split[rollout.candidate])
+    return shares
 
 
 def assert_clients_served(result: Result) -> None:
