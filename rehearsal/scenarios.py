@@ -31,7 +31,7 @@ SMOKE_REQUESTS = 10
 QUIET_SYNTHETIC_RPS = "8"
 """Rates are not compressed: this lets a five-second window hold the 30 requests a gate needs (2 rps would not)."""
 TERMINATION_GRACE_SECONDS = 10
-"""A cancelled build's step gets SIGTERM, then SIGKILL this long after (docker stop's default)."""
+"""A cancelled build's step gets SIGTERM in its main process, then SIGKILL this long after (docker stop's)."""
 
 
 @dataclass
@@ -141,7 +141,12 @@ def killed_mid_step(stage: Stage, result: Result, signal_number: int) -> Rollout
 
     def kill(running: Running) -> str:
         time.sleep(1)  # well inside the step's window
-        running.signal(signal_number)
+        if signal_number == signal.SIGTERM:
+            # docker stop: SIGTERM to the container's main process only (the step execs the rollout), then
+            # SIGKILL to everything once the grace period is over.
+            running.process.send_signal(signal.SIGTERM)
+        else:
+            running.signal(signal_number)
         if signal_number == signal.SIGTERM:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 running.wait(TERMINATION_GRACE_SECONDS)
