@@ -39,15 +39,19 @@ types: install ## mypy --strict over the app, the dev tools and the tests
 	$(RUN) mypy
 
 .PHONY: pytest
-pytest: install ## The test suite with branch coverage (starts its own Firestore emulator)
-	$(RUN) pytest --cov --cov-report=term
+pytest: install ## The test suite with branch coverage (starts its own Firestore emulator), without the rehearsal
+	$(RUN) pytest --cov --cov-report=term -m "not rehearsal"
+
+.PHONY: rehearsal
+rehearsal: install ## Rehearse every rollout scenario against local stand-ins of Cloud Run: a table, build/rehearsal/report.json
+	$(RUN) python -m rehearsal
 
 .PHONY: test
-test: lint types container-checks pipeline-checks infra-checks pytest ## Everything CI runs
+test: lint types container-checks pipeline-checks infra-checks pytest rehearsal ## Everything CI runs
 
 .PHONY: test-app
 test-app: lint types ## What Cloud Build runs: lint, types, and every test that needs neither Terraform nor the team's tools
-	$(RUN) pytest --cov --cov-report=term
+	$(RUN) pytest --cov --cov-report=term -m "not rehearsal"
 
 .PHONY: smoke
 smoke: install ## The smoke suite the rollout runs, against any running service: make smoke BASE_URL=http://127.0.0.1:8080

@@ -15,6 +15,7 @@ from app.settings import Settings
 from dev.emulator import EmulatorMissing, FirestoreEmulator
 from dev.network import free_port
 from dev.service import ServiceProcess
+from rehearsal.cloud import Cloud, CloudSettings
 from tests.support.clock import FixedClock
 
 # The contract's examples are easiest to read on a fixed day.
@@ -109,3 +110,11 @@ def service(emulator: FirestoreEmulator, tmp_path: Path) -> Iterator[ServiceProc
     process.start()
     yield process
     process.kill()
+
+
+@pytest.fixture(scope="session")
+def stand_ins(emulator: FirestoreEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    """The rehearsal's stand-in cloud (Cloud Run, Monitoring, the lock bucket) on real time, for its own tests."""
+    with Cloud(tmp_path_factory.mktemp("stand-ins"), emulator.host, CloudSettings()) as cloud:
+        yield cloud
+        assert cloud.not_understood == [], "a test made calls no stand-in models"
