@@ -1,9 +1,10 @@
 """`python -m deploy`: roll one built image out to Cloud Run through the gated canary (see deploy/rollout.py).
 
 Exit status: 0 the candidate serves 100 %; 1 it was refused (traffic is on the stable revision); 2 the
-rollout did not start (freeze, lock, an unsettled or split service, an older commit, bad arguments); 3 an
-operator changed traffic during the rollout, which stopped without touching it again; 143 SIGTERM (the build
-was cancelled or timed out): traffic was sent back to the stable revision and the lock released.
+rollout did not start (freeze, lock, an unsettled or split service, an older commit, bad arguments, a gcloud
+configuration it cannot use); 3 an operator changed traffic during the rollout, which stopped without touching it
+again; 143 SIGTERM (the build was cancelled or timed out): traffic was sent back to the stable revision and the
+lock released.
 """
 
 import argparse
@@ -15,10 +16,11 @@ from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from deploy.cloud_run import CloudRunError, GcloudCloudRun
+from deploy.cloud_run import CloudRunAdmin, CloudRunError, Polling
 from deploy.dry_run import dry_run
 from deploy.gates import Thresholds
-from deploy.gcloud import GcloudRunner
+from deploy.gcloud import GcloudError, GcloudRunner
+from deploy.google_api import gcloud_config
 from deploy.load import SyntheticLoad
 from deploy.lock import GcsObjectStore, RolloutBlocked, StorageError
 from deploy.metrics import MonitoringEndpoint, MonitoringMetrics
@@ -154,12 +156,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     signal.signal(signal.SIGTERM, terminate_once())
     clock = SystemClock()
-    runner = GcloudRunner(clock.now, clock.now() + plan.deadline, plan.call_limit, {"run deploy": plan.deploy_limit})
+    deadline = clock.now() + plan.deadline
+    runner = GcloudRunner(clock.now, deadline, plan.call_limit, {"run deploy": plan.deploy_limit})
+    try:
+        config = gcloud_config(runner)
+        polling = Polling(clock.now, clock.sleep_until, plan.call_limit)
+        cloud_run = CloudRunAdmin.from_gcloud_config(
+            config, arguments.project, arguments.region, arguments.service, runner, polling=polling, deadline=deadline
+        )
+    except (GcloudError, ValueError) as error:
+        print(f"ROLLOUT NOT STARTED: cannot use gcloud's configuration: {error}", file=sys.stderr)
+        return 2
     rollout = Rollout(
         plan,
-        GcloudCloudRun(arguments.project, arguments.region, arguments.service, runner),
+        cloud_run,
         MonitoringMetrics(
-            arguments.project, arguments.service, MonitoringEndpoint.from_gcloud(runner), plan.metrics_period
+            arguments.project,
+            arguments.service,
+            MonitoringEndpoint.from_gcloud_config(config, runner),
+            plan.metrics_period,
         ),
         GcsObjectStore(arguments.lock_bucket, runner),
         run_smoke,

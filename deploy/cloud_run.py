@@ -1,53 +1,66 @@
-"""The narrow part of Cloud Run the rollout needs, read and written through gcloud.
+"""The narrow part of Cloud Run the rollout needs: a new revision through gcloud, the rest through the Admin API.
 
-A service is read whole (`gcloud run services describe --format=json`, a Knative Service of the Admin API v1):
-`spec.traffic` is what was asked for, `status.traffic` what Cloud Run serves. They differ while a change is
-being applied, and for good when spec names a revision that never became ready. Traffic and tags are written
-by `gcloud run services replace` with the object just read, traffic edited: see write_traffic for what that
-guards and what it cannot. Every call is scoped to one service.
+A service is read whole (GET of the Admin API v1's Knative Service): `spec.traffic` is what was asked for,
+`status.traffic` what Cloud Run serves. They differ while a change is being applied, and for good when spec
+names a revision that never became ready. Traffic and tags are written with replaceService, the object just read
+with its traffic edited and its `metadata.resourceVersion` sent back, so that a write on a stale read is refused
+(see write_traffic). `gcloud run deploy` makes the candidate revision: it builds the template from flags and waits
+for the revision to pass its startup probe. Every call is scoped to one service.
 """
 
 import copy
-import json
-from collections.abc import Mapping, Sequence
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from deploy.gcloud import GcloudError, Runner
+from deploy.google_api import Api, ApiError, JsonApi
 from deploy.revision import RevisionTemplate
 
 Split = Mapping[str, int]
 """Percent of traffic by revision name, revisions with none left out."""
 Tags = Mapping[str, str]
 """Revision name by tag."""
+SERVICE_PATH = "apis/serving.knative.dev/v1/namespaces/{project}/services/{service}"
+"""namespaces.services get and replaceService, relative to the regional endpoint."""
 
 
 class CloudRunError(Exception):
-    """A Cloud Run call failed; the message is gcloud's."""
+    """A Cloud Run call failed; the message is gcloud's or the Admin API's."""
 
 
 class TrafficConflict(CloudRunError):
-    """Someone else wrote the service between this rollout's read and its write, or right after it."""
+    """Someone else changed the service after this rollout read it: their change stands."""
 
-    def __init__(self, read: "Service", now: "Service", replaced_theirs: bool) -> None:
-        whose = "this rollout's write replaced theirs" if replaced_theirs else "their change stands"
+    def __init__(self, read: "Service", now: "Service", when: str) -> None:
         super().__init__(
-            f"the service went from generation {read.generation} to {now.generation} around this rollout's write: "
-            f"someone else changed it ({whose}); it now asks for {describe_split(now.desired_split())}"
+            f"the service went from generation {read.generation} to {now.generation} {when}: someone else changed "
+            f"it, and their change stands; it now asks for {describe_split(now.desired_split())}"
         )
         self.now = now
-        self.replaced_theirs = replaced_theirs
 
 
 @dataclass(frozen=True)
 class Service:
-    """One read of the service: the Knative Service document gcloud printed."""
+    """One read of the service: the Knative Service object of the Admin API v1."""
 
     document: Mapping[str, Any]
 
     @property
     def generation(self) -> int:
         return int(self.document.get("metadata", {}).get("generation", 0))
+
+    @property
+    def resource_version(self) -> str | None:
+        version: str | None = self.document.get("metadata", {}).get("resourceVersion")
+        return version
+
+    @property
+    def observed_generation(self) -> int:
+        """The generation status describes: a write is applied once this reaches the generation it made."""
+        return int(self._status.get("observedGeneration", 0))
 
     @property
     def _status(self) -> Mapping[str, Any]:
@@ -105,19 +118,23 @@ class Service:
         """Cloud Run serves exactly what spec asks for."""
         return self.desired_split() == self.split() and self.tags() == self.served_tags()
 
+    def condition(self, kind: str) -> Mapping[str, Any]:
+        """status.conditions of that type ({} without one): its status is "True", "False" or "Unknown"."""
+        found: Mapping[str, Any] = next((c for c in self._status.get("conditions", []) if c.get("type") == kind), {})
+        return found
+
     def ready_message(self) -> str:
-        ready: Mapping[str, Any] = next((c for c in self._status.get("conditions", []) if c.get("type") == "Ready"), {})
+        ready = self.condition("Ready")
         return str(ready.get("message") or ready.get("status") or "no Ready condition")
 
     def with_traffic(self, split: Split, tags: Tags) -> dict[str, Any]:
-        """This object as `services replace` takes it: traffic and tags replaced, nothing else changed.
+        """This object as replaceService takes it: traffic and tags replaced, everything else as read.
 
-        status is dropped (gcloud drops it too); metadata.namespace is dropped because for a namespace that is the
-        project number gcloud would first look the number up in Resource Manager, and --project says the same.
+        metadata.resourceVersion stays, unmodified as the reference asks, and makes the write conditional on this
+        read; status is output only and left out.
         """
         document = copy.deepcopy(dict(self.document))
         document.pop("status", None)
-        document.get("metadata", {}).pop("namespace", None)
         document.setdefault("spec", {})["traffic"] = traffic_entries(split, tags)
         return document
 
@@ -143,7 +160,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Written:
-    """The service after a traffic write, and gcloud's complaint if it reported a failure the write survived."""
+    """The service after a traffic write, and what went wrong that the write survived (a lost answer, a service
+    that is not Ready for a reason other than its traffic)."""
 
     service: Service
     complaint: str | None = None
@@ -157,16 +175,47 @@ def describe_split(split: Split) -> str:
     return split_flag(split).replace(",", ", ") or "no traffic"
 
 
-class GcloudCloudRun:
-    """Every gcloud command the rollout sends to Cloud Run is built here."""
+@dataclass(frozen=True)
+class Polling:
+    """How long a read, or a write and the wait for Cloud Run to apply it, may take, and how often to look."""
 
-    def __init__(self, project: str, region: str, service: str, runner: Runner) -> None:
+    now: Callable[[], datetime]
+    sleep_until: Callable[[datetime], None]
+    limit: timedelta
+    interval: timedelta = timedelta(seconds=1)
+
+
+class CloudRunAdmin:
+    """Every call the rollout makes to Cloud Run is built here: `gcloud run deploy`, and the Admin API v1's
+    namespaces.services get and replaceService at the regional endpoint gcloud is configured with (`root`)."""
+
+    def __init__(
+        self, project: str, region: str, service: str, runner: Runner, *, api: Api, root: str, polling: Polling
+    ) -> None:
         self.service = service
+        self.url = urllib.parse.urljoin(root, SERVICE_PATH.format(project=project, service=service))
         self._scope = [f"--project={project}", f"--region={region}", "--quiet"]
         self._run = runner
+        self._api = api
+        self._polling = polling
 
-    def describe_command(self) -> list[str]:
-        return ["gcloud", "run", "services", "describe", self.service, *self._scope, "--format=json"]
+    @classmethod
+    def from_gcloud_config(
+        cls,
+        config: Mapping[str, Any],
+        project: str,
+        region: str,
+        service: str,
+        runner: Runner,
+        *,
+        polling: Polling,
+        deadline: datetime,
+    ) -> "CloudRunAdmin":
+        """The Admin API where gcloud itself would call it, with gcloud's proxy, CA bundle and token."""
+        api, connection = JsonApi.from_gcloud_config(config, runner, polling.now, deadline)
+        return cls(
+            project, region, service, runner, api=api, root=connection.regional_root("run", region), polling=polling
+        )
 
     def deploy_command(self, candidate: Candidate) -> list[str]:
         pairs = ",".join(f"{key}={value}" for key, value in sorted(candidate.labels.items()))
@@ -187,61 +236,97 @@ class GcloudCloudRun:
         ]
 
     def manual_traffic_command(self, split: Split, remove_tags: Sequence[str] = ()) -> list[str]:
-        """For an operator to run by hand: the rollout itself writes traffic with replace_command."""
+        """For an operator to run by hand: the rollout itself writes traffic with replaceService."""
         command = ["gcloud", "run", "services", "update-traffic", self.service, *self._scope[:2]]
         command.append(f"--to-revisions={split_flag(split)}")
         if remove_tags:
             command.append(f"--remove-tags={','.join(remove_tags)}")
         return command
 
-    def replace_command(self) -> list[str]:
-        """The service document comes on stdin ("-")."""
-        return ["gcloud", "run", "services", "replace", "-", *self._scope, "--format=json"]
-
     def issued_commands(self, candidate: Candidate) -> list[list[str]]:
-        """One of each command the rollout can send to Cloud Run (for the deployer's custom role)."""
-        return [self.describe_command(), self.deploy_command(candidate), self.replace_command()]
+        """The gcloud command the rollout can send to Cloud Run (for the deployer's custom role)."""
+        return [self.deploy_command(candidate)]
+
+    def issued_requests(self) -> list[tuple[str, str]]:
+        """The Admin API calls the rollout can make, as method and URL (for the deployer's custom role)."""
+        return [("GET", self.url), ("PUT", self.url)]
 
     def describe(self) -> Service:
-        return Service(json.loads(self._call(self.describe_command())))
+        return self._read(self._polling.now() + self._polling.limit)
 
     def deploy(self, candidate: Candidate) -> None:
         """A new revision with no traffic and the candidate's tag; gcloud returns once it is ready, or fails."""
-        self._call(self.deploy_command(candidate))
+        try:
+            self._run(self.deploy_command(candidate))
+        except GcloudError as error:
+            raise CloudRunError(str(error)) from error
 
     def write_traffic(self, read: Service, split: Split, tags: Tags) -> Written:
-        """Replace traffic and tags on the object just read, and prove nobody else wrote in between.
+        """Replace traffic and tags on the object just read, only if nobody has written since, and wait until
+        Cloud Run applies it.
 
-        gcloud 528's `services replace` does not send the resourceVersion of the file: ReplaceServiceChange copies
-        in the one from gcloud's own GET, made just before its PUT. So the server's 409 guards only that short
-        window; the window from `read` to gcloud's GET is guarded here, by the generation, which every change to
-        spec raises by one: a result that is not read's generation + 1 means another writer came in between (or
-        right after), and the write is reported as a conflict rather than as this rollout's traffic.
+        The PUT sends back read's resourceVersion, so Cloud Run refuses it with 409 if the service changed in the
+        meantime ("May provide metadata.resourceVersion to enforce update from last read for optimistic concurrency
+        control", replaceService): this write never replaces anyone else's. A 409 while the generation is still
+        read's means only status or metadata moved, not spec, and the write is made again on the object as it is
+        now. A write whose answer was an error or none is judged by the service as it is after it.
         """
         wanted = (dict(split), dict(tags))
         if (read.desired_split(), read.tags()) == wanted:
             return Written(read)  # nothing to change, and an unchanged spec would not raise the generation
-        try:
-            output = self._run(self.replace_command(), json.dumps(read.with_traffic(split, tags)))
-        except GcloudError as error:
-            # gcloud fails a write whose result is not Ready, even when the write itself applied (for example while
-            # the latest created revision is a failed one). What counts is the state the service is in now.
-            now = self.describe()
-            if now.generation == read.generation:
-                raise CloudRunError(f"traffic write not applied: {error}") from error
-            return self._verify(read, now, wanted, str(error))
-        return self._verify(read, Service(json.loads(output)), wanted, None)
+        give_up, current, complaint = self._polling.now() + self._polling.limit, read, None
+        while True:
+            try:
+                answer = self._call("PUT", give_up, current.with_traffic(split, tags))
+                generation = Service(answer).generation
+                break
+            except ApiError as error:
+                now = self._read(give_up)
+                if now.generation == current.generation:
+                    if error.code == 409 and now.resource_version != current.resource_version:
+                        current = now
+                        continue
+                    raise CloudRunError(f"traffic write not applied: {error}") from None
+                if now.generation != current.generation + 1 or (now.desired_split(), now.tags()) != wanted:
+                    raise TrafficConflict(read, now, "around this rollout's write") from None
+                generation, complaint = now.generation, str(error)
+                break
+        now = self._applied(read, generation, give_up)
+        if (now.desired_split(), now.tags()) != wanted:
+            raise TrafficConflict(read, now, "while this rollout wrote")
+        not_ready = now.condition("Ready").get("status") == "False"
+        return Written(now, complaint or (f"the service is not Ready: {now.ready_message()}" if not_ready else None))
 
-    @staticmethod
-    def _verify(read: Service, now: Service, wanted: tuple[Split, Tags], complaint: str | None) -> Written:
-        ours = (now.desired_split(), now.tags()) == wanted
-        if now.generation == read.generation + 1 and ours:
-            return Written(now, complaint)
-        # Ours and yet more than one change: another write came first and ours replaced it.
-        raise TrafficConflict(read, now, replaced_theirs=ours)
+    def _applied(self, read: Service, generation: int, give_up: datetime) -> Service:
+        """Poll until status describes `generation` and its routes are ready (status.observedGeneration, as the
+        reference says to poll); another generation meanwhile is someone else's write, right after this one.
 
-    def _call(self, command: Sequence[str]) -> str:
+        RoutesReady, not Ready, decides: Ready also needs the latest created revision to be ready, and after a
+        failed deploy that one never is, while traffic to ready revisions is applied all the same."""
+        while True:
+            now = self._read(give_up)
+            if now.generation != generation:
+                raise TrafficConflict(read, now, "right after this rollout's write")
+            routes = now.condition("RoutesReady") or now.condition("Ready")
+            if now.observed_generation >= generation and routes.get("status") == "True":
+                return now
+            if now.observed_generation >= generation and routes.get("status") == "False":
+                raise CloudRunError(f"traffic write cannot be applied: {routes.get('message') or 'RoutesReady False'}")
+            self._polling.sleep_until(min(self._polling.now() + self._polling.interval, give_up))
+            if self._polling.now() >= give_up:
+                raise CloudRunError(
+                    f"Cloud Run did not apply generation {generation} within {self._polling.limit}: "
+                    f"{now.ready_message()}"
+                )
+
+    def _read(self, give_up: datetime) -> Service:
         try:
-            return self._run(command)
-        except GcloudError as error:
-            raise CloudRunError(str(error)) from error
+            return Service(self._call("GET", give_up))
+        except ApiError as error:
+            raise CloudRunError(f"cannot read the service: {error}") from None
+
+    def _call(self, method: str, give_up: datetime, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        timeout = (give_up - self._polling.now()).total_seconds()
+        if timeout <= 0:
+            raise ApiError(None, f"{method} {self.url} not sent: its {self._polling.limit} are up")
+        return self._api(method, self.url, body, timeout)

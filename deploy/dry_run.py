@@ -1,8 +1,9 @@
 """`python -m deploy --dry-run`: the real Rollout against canned answers, printing every call it makes.
 
-Nothing here retells the rollout: the commands printed are the ones deploy/rollout.py builds through the real
-adapters. The canned gcloud answers as a healthy service and an empty bucket would (one revision, STABLE,
-serves everything), Monitoring answers with healthy figures, and waits are printed instead of slept.
+Nothing here retells the rollout: the gcloud commands and Admin API calls printed are the ones deploy/rollout.py
+makes through the real adapters, the API calls at Cloud Run's default regional endpoint. The canned answers are
+those of a healthy service and an empty bucket (one revision, STABLE, serves everything), Monitoring answers with
+healthy figures, and waits are printed instead of slept.
 """
 
 import json
@@ -11,8 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from deploy.cloud_run import GcloudCloudRun, Service, describe_split
+from deploy.cloud_run import CloudRunAdmin, Polling, Service, describe_split
 from deploy.gcloud import GcloudError
+from deploy.google_api import GcloudConnection
 from deploy.lock import GcsObjectStore, release_name
 from deploy.metrics import REQUEST_COUNT, REQUEST_LATENCIES, Percentile, RequestStats, Window
 from deploy.rollout import BUILD_TIME_LABEL, COMMIT_LABEL, Rollout, RolloutPlan
@@ -28,8 +30,9 @@ def _option(command: Sequence[str], name: str) -> str:
     return next(word.split("=", 1)[1] for word in command if word.startswith(f"--{name}="))
 
 
-class CannedGcloud:
-    """Answers each gcloud call the rollout makes, as a service and bucket that do what they are told."""
+class CannedCloud:
+    """Answers each gcloud command and Admin API call the rollout makes, as a service and bucket that do what they
+    are told, and applies every change at once."""
 
     def __init__(self, service: str, bucket: str, out: Out) -> None:
         self._out = out
@@ -40,36 +43,48 @@ class CannedGcloud:
         self._service: dict[str, Any] = {
             "apiVersion": "serving.knative.dev/v1",
             "kind": "Service",
-            "metadata": {"name": service, "generation": 1},
+            "metadata": {"name": service, "generation": 1, "resourceVersion": "v1"},
             "spec": {"template": {"metadata": {"name": STABLE}}, "traffic": traffic},
             "status": {"latestReadyRevisionName": STABLE, "latestCreatedRevisionName": STABLE, "traffic": traffic},
         }
+        self._apply(traffic)
 
     def __call__(self, command: Sequence[str], stdin: str | None = None) -> str:
         self._out(shlex.join(command))
         words = " ".join(command[1:4])
-        if words == "run services describe":
-            return json.dumps(self._service)
         if words.startswith("run deploy"):
             revision = f"{command[3]}-{_option(command, 'revision-suffix')}"
             spec = self._service["spec"]
             spec["template"]["metadata"]["name"] = revision
             self._apply([*spec["traffic"], {"revisionName": revision, "tag": _option(command, "tag")}])
             return ""
-        if words == "run services replace":
-            written = json.loads(stdin or "{}")
-            self._out(f"#   on stdin: the service as just read, {traffic_summary(Service(written))}")
-            self._apply(written["spec"]["traffic"])
-            return json.dumps(self._service)
         return self._storage(command, words, stdin)
 
+    def api(self, method: str, url: str, body: Mapping[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
+        self._out(f"{method} {url}")
+        if method == "PUT" and body is not None:
+            version = body["metadata"]["resourceVersion"]
+            self._out(f"#   the service as just read, resourceVersion {version}: {traffic_summary(Service(body))}")
+            self._apply(body["spec"]["traffic"])
+        answer: dict[str, Any] = json.loads(json.dumps(self._service))
+        return answer
+
     def _apply(self, traffic: list[dict[str, Any]]) -> None:
-        self._service["metadata"]["generation"] += 1
+        metadata = self._service["metadata"]
+        metadata["generation"] += 1
+        metadata["resourceVersion"] = f"v{metadata['generation']}"
         self._service["spec"]["traffic"] = traffic
-        host = f"{self._service['metadata']['name']}-abc123-ew.a.run.app"
-        self._service["status"]["traffic"] = [
-            {**entry, **({"url": f"https://{entry['tag']}---{host}"} if "tag" in entry else {})} for entry in traffic
-        ]
+        host = f"{metadata['name']}-abc123-ew.a.run.app"
+        self._service["status"] |= {
+            "observedGeneration": metadata["generation"],
+            "conditions": [
+                {"type": kind, "status": "True"} for kind in ("Ready", "ConfigurationsReady", "RoutesReady")
+            ],
+            "traffic": [
+                {**entry, **({"url": f"https://{entry['tag']}---{host}"} if "tag" in entry else {})}
+                for entry in traffic
+            ],
+        }
 
     def _storage(self, command: Sequence[str], words: str, stdin: str | None) -> str:
         url = next(word for word in command if word.startswith("gs://")).split("#")[0]
@@ -138,9 +153,10 @@ class PrintingClock:
 
 
 def dry_run(plan: RolloutPlan, project: str, region: str, bucket: str) -> list[str]:
-    """The rollout as the commands it issues, each followed by what it sends on stdin, with its log as comments."""
+    """The rollout as the commands and API calls it makes, each followed by what it sends, its log as comments."""
     lines: list[str] = []
-    gcloud = CannedGcloud(plan.service, bucket, lines.append)
+    cloud = CannedCloud(plan.service, bucket, lines.append)
+    clock = PrintingClock(lines.append)
 
     def smoke(url: str) -> SmokeReport:
         lines.append(f"python -m deploy.smoke {url}")
@@ -148,12 +164,20 @@ def dry_run(plan: RolloutPlan, project: str, region: str, bucket: str) -> list[s
 
     Rollout(
         plan,
-        GcloudCloudRun(project, region, plan.service, gcloud),
+        CloudRunAdmin(
+            project,
+            region,
+            plan.service,
+            cloud,
+            api=cloud.api,
+            root=GcloudConnection.from_config({}).regional_root("run", region),
+            polling=Polling(clock.now, clock.sleep_until, plan.call_limit),
+        ),
         CannedMetrics(lines.append),
-        GcsObjectStore(bucket, gcloud),
+        GcsObjectStore(bucket, cloud),
         smoke,
         CannedLoad(plan.synthetic_rps, lines.append),
-        PrintingClock(lines.append),
+        clock,
         log=lambda line: lines.extend(f"# {part}" for part in line.splitlines()),
     ).run()
     return lines

@@ -9,8 +9,9 @@
 5. Require the candidate at 100 % after the last gate, move the stable tag to it, release the lock.
 
 Any failure after the first shift sends all traffic back to the stable revision, and so do a freeze, the
-deadline and SIGTERM. Every write is made on the object just read, and only if its split is the one this
-rollout last set: otherwise an operator has stepped in, and the rollout stops and leaves traffic alone.
+deadline and SIGTERM. Every write is made on the object just read, only if its split is the one this rollout
+last set, and Cloud Run refuses it if anyone wrote since that read: otherwise an operator has stepped in, and the
+rollout stops and leaves traffic alone.
 """
 
 import json
@@ -123,7 +124,7 @@ class RolloutPlan:
     deadline: timedelta = timedelta(minutes=100)
     """From the start of `python -m deploy` to the end of its last action, rollback and lock release included."""
     call_limit: timedelta = timedelta(seconds=90)
-    """Longest a gcloud call may take (writes wait for Cloud Run to apply them)."""
+    """Longest a gcloud call or a read of the service may take, and a traffic write with the wait for it to apply."""
     deploy_limit: timedelta = timedelta(minutes=10)
     """Longest `gcloud run deploy` may take: it waits for the revision to pass its startup probe."""
     smoke_limit: timedelta = timedelta(minutes=3)
@@ -211,7 +212,6 @@ class Rollout:
     _expected: dict[str, int] = field(default_factory=dict, init=False)
     _attempted: dict[str, int] = field(default_factory=dict, init=False)
     _guard: datetime = field(default=datetime.max.replace(tzinfo=UTC), init=False)
-    _stable: str | None = field(default=None, init=False)
     _covered_until: datetime | None = field(default=None, init=False)
     _lock: RolloutLock | None = field(default=None, init=False)
 
@@ -239,7 +239,7 @@ class Rollout:
         plan = self.plan
         service = self._settle(self.cloud_run.describe())
         self._expected = service.desired_split()
-        stable = self._stable = self._stable_revision(service.split())
+        stable = self._stable_revision(service.split())
         self.log(f"serving now: {describe_split(service.split())}; stable revision: {stable or 'none (first deploy)'}")
         self._check_order()
         if stable is not None and service.tags().get(STABLE_TAG) != stable:
@@ -428,7 +428,7 @@ class Rollout:
         later write."""
         read = self.cloud_run.describe()
         current = read.desired_split()
-        # A write whose gcloud call failed may still have been applied: that split is this rollout's too.
+        # A write that failed may still have been applied (it timed out waiting): that split is this rollout's too.
         if current not in (self._expected, self._attempted):
             raise OperatorIntervened(
                 f"traffic is {describe_split(current)}, not the {describe_split(self._expected)} this rollout set: "
@@ -446,21 +446,10 @@ class Rollout:
         try:
             written = self.cloud_run.write_traffic(read, split, tags)
         except TrafficConflict as conflict:
-            if not conflict.replaced_theirs or self._stable is None:
-                raise OperatorIntervened(f"{conflict}; the rollout stops here and leaves traffic as it is") from None
-            # gcloud cannot make the write conditional on this rollout's read (see write_traffic), so a change
-            # that landed just before it was replaced. Nobody can know what it set: go to the safe state.
-            safe = {self._stable: 100}
-            try:
-                self.cloud_run.write_traffic(conflict.now, safe, conflict.now.tags())
-                outcome = f"sent 100 % to {self._stable}, the safe state"
-            except CloudRunError as error:
-                outcome = f"could not send 100 % to {self._stable} ({error})"
-            raise OperatorIntervened(
-                f"{conflict}; the rollout {outcome} and stops. Whoever changed traffic: set it again"
-            ) from None
+            # The write was conditional on `read`: whatever they set is in place, and stays.
+            raise OperatorIntervened(f"{conflict}; the rollout stops here and leaves traffic as it is") from None
         if written.complaint:
-            self.log(f"gcloud reported a failure, but the change is in place: {written.complaint}")
+            self.log(f"the traffic write reported a failure, but the change is in place: {written.complaint}")
         return written.service
 
     def _gate(self, candidate: str, stable: str, shifted_at: datetime) -> tuple[list[str], str]:

@@ -297,8 +297,6 @@ def test_every_gcloud_command_the_rollout_build_runs_exists_with_its_flags() -> 
     assert used == {
         "builds describe",
         "run deploy",
-        "run services describe",
-        "run services replace",
         "storage cp",
         "storage rm",
         "storage cat",
@@ -309,14 +307,15 @@ def test_every_gcloud_command_the_rollout_build_runs_exists_with_its_flags() -> 
 
 
 def test_the_dry_run_issues_what_the_adapters_catalogue() -> None:
+    service = "https://europe-west1-run.googleapis.com/apis/serving.knative.dev/v1/namespaces/p/services/birthday-api"
     words = {
         " ".join(line.split()[:4])
         for line in dry_run(plan_with_pipeline_defaults(), "p", "europe-west1", "b")
-        if line.startswith("gcloud")
+        if line.startswith(("gcloud", "GET", "PUT"))
     }
     assert words >= {
-        "gcloud run services describe",
-        "gcloud run services replace",
+        f"GET {service}",
+        f"PUT {service}",
         "gcloud run deploy birthday-api",
         "gcloud storage cp -",
         "gcloud storage objects describe",

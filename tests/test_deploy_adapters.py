@@ -21,9 +21,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deploy.__main__ import main, parser, terminate_once, timestamp
-from deploy.cloud_run import CloudRunError, GcloudCloudRun, Service, TrafficConflict
+from deploy.cloud_run import CloudRunAdmin, CloudRunError, Service, TrafficConflict
 from deploy.gates import Thresholds, judge, wilson_interval
 from deploy.gcloud import GcloudError, GcloudRunner
+from deploy.google_api import ApiError
 from deploy.load import USERS_PER_TARGET, SyntheticLoad
 from deploy.lock import RolloutBlocked, StorageError
 from deploy.metrics import (
@@ -45,7 +46,7 @@ from deploy.metrics import (
 )
 from deploy.revision import REVISION_FILE, RevisionTemplate
 from deploy.rollout import OperatorIntervened, Rollout, RolloutFailed, RolloutPlan, Terminated
-from tests.support.fake_cloud import FakeCloudRun, HttpError
+from tests.support.fake_cloud import PROJECT_NUMBER, FakeCloudRun, JumpingClock, cloud_run_admin
 
 WINDOW = Window(datetime(2026, 11, 30, 9, 2, tzinfo=UTC), datetime(2026, 11, 30, 9, 7, tzinfo=UTC))
 MINUTE = timedelta(minutes=1)
@@ -315,39 +316,40 @@ def test_gcloud_reports_its_endpoint_override_and_disabled_credentials(monkeypat
     assert MonitoringEndpoint.from_gcloud(runner) == MonitoringEndpoint("http://127.0.0.1:9090/v3", None)
 
 
-# -- Cloud Run through gcloud ------------------------------------------------------------------------------
+# -- Cloud Run: gcloud run deploy, and the Admin API for the rest ---------------------------------------------
 
 
 def test_a_service_reads_spec_and_status_apart() -> None:
     service = Service(
         {
-            "metadata": {"generation": 7},
+            "metadata": {"generation": 7, "resourceVersion": "AAY1"},
             "spec": {
                 "traffic": [{"latestRevision": True, "percent": 100}, {"revisionName": "svc-new", "tag": "c-new"}]
             },
             "status": {
+                "observedGeneration": 6,
                 "latestReadyRevisionName": "svc-old",
                 "traffic": [{"revisionName": "svc-old", "percent": 100, "latestRevision": True}],
                 "conditions": [{"type": "Ready", "status": "False", "message": "Revision 'svc-new' is not ready"}],
             },
         }
     )
-    assert service.generation == 7
+    assert (service.generation, service.observed_generation, service.resource_version) == (7, 6, "AAY1")
     assert service.split() == service.desired_split() == {"svc-old": 100}, "LATEST is the latest ready revision"
     assert service.tags() == {"c-new": "svc-new"}
     assert service.served_tags() == {}
     assert service.tag_url("c-new") is None, "a tag has a URL only once Cloud Run serves it"
     assert not service.settled()
     assert service.ready_message() == "Revision 'svc-new' is not ready"
+    assert service.condition("RoutesReady") == {}
 
 
 def test_the_object_written_back_is_the_one_read_with_only_traffic_changed() -> None:
     fake = FakeCloudRun.serving("svc", "svc-a")
     read = Service(fake.get())
     document = read.with_traffic({"svc-a": 100}, {"stable": "svc-a"})
-    assert "status" not in document, "status is the server's"
-    assert "namespace" not in document["metadata"], "else gcloud asks Resource Manager for the project number"
-    assert document["metadata"]["resourceVersion"] == fake.get()["metadata"]["resourceVersion"]
+    assert "status" not in document, "output only"
+    assert document["metadata"] == fake.get()["metadata"], "resourceVersion and namespace unmodified, as read"
     assert document["spec"]["template"] == fake.get()["spec"]["template"]
     assert document["spec"]["traffic"] == [
         {"revisionName": "svc-a", "percent": 100},
@@ -355,54 +357,121 @@ def test_the_object_written_back_is_the_one_read_with_only_traffic_changed() -> 
     ]
 
 
-def test_a_traffic_write_is_one_replace_and_proves_it_was_the_only_write() -> None:
+def admin(fake: FakeCloudRun) -> tuple[CloudRunAdmin, JumpingClock]:
+    clock = JumpingClock(datetime(2026, 11, 30, 9, tzinfo=UTC))
+    return cloud_run_admin(fake, clock), clock
+
+
+def test_a_traffic_write_puts_the_read_object_and_reads_until_cloud_run_has_applied_it() -> None:
     fake = FakeCloudRun.serving("svc", "svc-a")
-    cloud_run = GcloudCloudRun("p", "europe-west1", "svc", fake)
+    fake.stale_reads = 2
+    cloud_run, clock = admin(fake)
     read = cloud_run.describe()
     written = cloud_run.write_traffic(read, {"svc-a": 100}, {"stable": "svc-a"})
     assert written.complaint is None
-    assert written.service.generation == read.generation + 1
-    assert fake.calls == ["run services describe svc", "run services replace -"]
+    assert (written.service.generation, written.service.observed_generation) == (read.generation + 1,) * 2
+    assert fake.puts[-1]["metadata"]["resourceVersion"] == read.resource_version
+    assert fake.calls == [
+        "namespaces.services.get svc",
+        "namespaces.services.replaceService svc",
+        *["namespaces.services.get svc"] * 3,
+    ]
+    assert len(clock.sleeps) == 2, "a second between reads while status still described the previous generation"
     assert cloud_run.write_traffic(written.service, {"svc-a": 100}, {"stable": "svc-a"}).service == written.service
-    assert len(fake.calls) == 2, "nothing to change, nothing written"
+    assert len(fake.calls) == 5, "nothing to change, nothing written"
 
 
-def test_a_write_that_gcloud_cannot_make_is_reported_and_changes_nothing() -> None:
+def test_a_write_cloud_run_refuses_is_reported_and_changes_nothing() -> None:
     fake = FakeCloudRun.serving("svc", "svc-a")
-    cloud_run = GcloudCloudRun("p", "europe-west1", "svc", fake)
+    cloud_run, _ = admin(fake)
     read = cloud_run.describe()
-    with pytest.raises(CloudRunError, match=r"traffic write not applied.*Traffic targets sum to 50"):
+    with pytest.raises(CloudRunError, match=r"traffic write not applied: 400 INVALID_ARGUMENT: Traffic targets sum"):
         cloud_run.write_traffic(read, {"svc-a": 50}, {})
     assert cloud_run.describe().generation == read.generation
 
 
-def test_another_write_before_or_after_ours_is_a_conflict_that_says_whose_change_stands() -> None:
+def test_a_write_on_a_stale_read_is_refused_and_theirs_stands() -> None:
     fake = FakeCloudRun.serving("svc", "svc-a")
-    cloud_run = GcloudCloudRun("p", "europe-west1", "svc", fake)
+    cloud_run, _ = admin(fake)
     read = cloud_run.describe()
     fake.operator("--update-tags=mine=svc-a")
-    with pytest.raises(TrafficConflict, match=r"\(this rollout's write replaced theirs\)"):
+    with pytest.raises(TrafficConflict, match=r"around this rollout's write: someone else changed it, and their"):
         cloud_run.write_traffic(read, {"svc-a": 100}, {"stable": "svc-a"})
+    assert fake.spec_tags() == {"mine": "svc-a"}
 
+
+def test_a_write_right_after_ours_is_a_conflict_too() -> None:
+    fake = FakeCloudRun.serving("svc", "svc-a")
+    cloud_run, _ = admin(fake)
     read = cloud_run.describe()
-    after: list[str] = []
 
-    def operator_right_after(command: str) -> None:
-        if not after:
-            after.append(command)
-            fake.operator("--update-tags=theirs=svc-a")
+    def operator_right_after(call: str) -> None:
+        fake.fail_after_put = lambda call: None
+        fake.operator("--update-tags=theirs=svc-a")
 
     fake.fail_after_put = operator_right_after
-    with pytest.raises(TrafficConflict, match=r"\(their change stands\)"):
+    with pytest.raises(TrafficConflict, match=r"right after this rollout's write") as conflict:
         cloud_run.write_traffic(read, {"svc-a": 100}, {"c-x": "svc-a"})
+    assert conflict.value.now.tags() == {"c-x": "svc-a", "theirs": "svc-a"}
 
 
-def test_the_gcloud_adapter_builds_every_command_it_can_issue_in_one_place() -> None:
-    cloud_run = GcloudCloudRun("p", "europe-west1", "svc", answering(""))
-    assert cloud_run.replace_command() == [
-        *["gcloud", "run", "services", "replace", "-"],
-        *["--project=p", "--region=europe-west1", "--quiet", "--format=json"],
-    ]
+def test_a_conflict_on_status_alone_is_written_again_on_the_object_as_it_is() -> None:
+    fake = FakeCloudRun.serving("svc", "svc-a")
+    cloud_run, _ = admin(fake)
+    read = cloud_run.describe()
+
+    def status_moved(fake: FakeCloudRun, call: str) -> None:
+        fake.before_put = None
+        fake.document["metadata"]["resourceVersion"] = "AAYstatus"  # the controller's own write: spec unchanged
+
+    fake.before_put = status_moved
+    written = cloud_run.write_traffic(read, {"svc-a": 100}, {"stable": "svc-a"})
+    assert written.service.tags() == {"stable": "svc-a"}
+    assert [put["metadata"]["resourceVersion"] for put in fake.puts] == ["AAYstatus"]
+
+
+def test_a_write_cloud_run_cannot_route_fails_with_its_reason() -> None:
+    fake = FakeCloudRun.serving("svc", "svc-a")
+    fake.never_ready_images.add("registry/broken@sha256:e")
+    with pytest.raises(GcloudError):
+        fake(["gcloud", "run", "deploy", "svc", "--image=registry/broken@sha256:e", "--revision-suffix=b"])
+    cloud_run, _ = admin(fake)
+    with pytest.raises(CloudRunError, match=r"cannot be applied: Revision 'svc-b' is not ready"):
+        cloud_run.write_traffic(cloud_run.describe(), {"svc-a": 50, "svc-b": 50}, {})
+
+
+def test_a_write_applied_while_the_latest_revision_is_a_failed_one_stands_with_a_complaint() -> None:
+    fake = FakeCloudRun.serving("svc", "svc-a")
+    fake.never_ready_images.add("registry/broken@sha256:e")
+    with pytest.raises(GcloudError):
+        fake(["gcloud", "run", "deploy", "svc", "--image=registry/broken@sha256:e", "--revision-suffix=b"])
+    cloud_run, _ = admin(fake)
+    written = cloud_run.write_traffic(cloud_run.describe(), {"svc-a": 100}, {"stable": "svc-a"})
+    assert written.service.served_tags() == {"stable": "svc-a"}
+    assert written.complaint is not None
+    assert written.complaint.startswith("the service is not Ready: Revision 'svc-b' is not ready")
+
+
+def test_a_write_cloud_run_does_not_apply_in_time_fails() -> None:
+    fake = FakeCloudRun.serving("svc", "svc-a")
+    fake.stale_reads = 1000
+    cloud_run, clock = admin(fake)
+    with pytest.raises(CloudRunError, match=r"did not apply generation 2 within 0:01:30"):
+        cloud_run.write_traffic(cloud_run.describe(), {"svc-a": 100}, {"stable": "svc-a"})
+    assert clock.now() <= datetime(2026, 11, 30, 9, 1, 31, tzinfo=UTC)
+
+
+def test_a_read_that_fails_says_so() -> None:
+    cloud_run, _ = admin(FakeCloudRun.serving("svc", "svc-a"))
+    cloud_run.url = cloud_run.url.replace("/services/svc", "/services/gone")
+    with pytest.raises(CloudRunError, match=r"cannot read the service: 404 NOT_FOUND: Resource 'gone'"):
+        cloud_run.describe()
+
+
+def test_the_adapter_builds_every_command_and_call_it_can_make_in_one_place() -> None:
+    cloud_run, _ = admin(FakeCloudRun.serving("svc", "svc-a"))
+    url = "https://europe-west1-run.googleapis.com/apis/serving.knative.dev/v1/namespaces/p/services/svc"
+    assert cloud_run.issued_requests() == [("GET", url), ("PUT", url)]
     assert cloud_run.manual_traffic_command({"svc-a": 100}, ["c-x"]) == [
         *["gcloud", "run", "services", "update-traffic", "svc"],
         *["--project=p", "--region=europe-west1", "--to-revisions=svc-a=100", "--remove-tags=c-x"],
@@ -577,18 +646,22 @@ def test_times_and_switches_are_read_as_cloud_build_writes_them() -> None:
         parser().parse_args([*REQUIRED, "--image=r/a@sha256:ab", "--allow-older=maybe"])
 
 
-def test_the_dry_run_is_the_real_rollout_printing_its_gcloud_commands(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_dry_run_is_the_real_rollout_printing_its_commands_and_api_calls(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main([*REQUIRED, "--image=registry/app@sha256:ab", "--steps=25,100", "--dwell-seconds=60", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     commands = [line for line in lines if line.startswith("gcloud ")]
     assert commands[0] == "gcloud storage objects describe gs://bucket/freeze/birthday-api '--format=value(generation)'"
     assert any(line.startswith("gcloud run deploy birthday-api ") for line in commands)
     assert "'--set-env-vars=" in "\n".join(commands), "quoted for a shell: (default) has parentheses"
-    assert (
-        "#   on stdin: the service as just read, traffic STABLE=75, birthday-api-0123456-b1d2=25; tags "
-        + ("c-0123456-b1d2=birthday-api-0123456-b1d2, stable=STABLE")
-        in lines
+    service = "https://europe-west1-run.googleapis.com/apis/serving.knative.dev/v1/namespaces/p/services/birthday-api"
+    step = lines.index(
+        "#   the service as just read, resourceVersion v4: traffic STABLE=75, birthday-api-0123456-b1d2=25; tags "
+        "c-0123456-b1d2=birthday-api-0123456-b1d2, stable=STABLE"
     )
+    assert lines[step - 2 : step] == [f"GET {service}", f"PUT {service}"], "the object just read, put back"
+    assert lines[step + 1] == f"GET {service}", "read until applied"
     assert any("traffic birthday-api-0123456-b1d2=100; tags stable=birthday-api-0123456-b1d2" in line for line in lines)
     assert commands[-1].startswith("gcloud storage rm gs://bucket/locks/birthday-api.json --if-generation-match=")
     assert "# done: birthday-api-0123456-b1d2 serves 100 %, STABLE is no longer needed" in lines
@@ -625,11 +698,29 @@ def test_each_outcome_has_its_exit_status(
 
     installed: list[int] = []
     monkeypatch.setattr(signal, "signal", lambda signum, handler: installed.append(signum))
-    monkeypatch.setattr(MonitoringEndpoint, "from_gcloud", classmethod(lambda cls, runner: cls("http://m/v3", None)))
+    monkeypatch.setattr("deploy.__main__.gcloud_config", lambda runner: {"auth": {"disable_credentials": "true"}})
     monkeypatch.setattr(Rollout, "run", run)
     assert main([*REQUIRED, "--image=registry/app@sha256:ab"]) == status
     assert installed == [signal.SIGTERM]
     assert capsys.readouterr().err.startswith(heading)
+
+
+@pytest.mark.parametrize(
+    ("config", "why"),
+    [
+        ({"proxy": {"type": "socks5", "address": "proxy", "port": "1080"}}, "proxy/type socks5"),
+        ({"proxy": {"type": "http", "address": "proxy"}}, "all together or not at all"),
+    ],
+)
+def test_a_gcloud_configuration_the_rollout_cannot_follow_stops_it_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], config: dict[str, Any], why: str
+) -> None:
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)
+    monkeypatch.setattr("deploy.__main__.gcloud_config", lambda runner: config)
+    assert main([*REQUIRED, "--image=registry/app@sha256:ab"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ROLLOUT NOT STARTED: cannot use gcloud's configuration: ")
+    assert why in err
 
 
 def test_sigterm_stops_a_real_rollout_process_with_its_own_status(tmp_path: Path) -> None:
@@ -657,21 +748,34 @@ def test_sigterm_stops_a_real_rollout_process_with_its_own_status(tmp_path: Path
 # -- the Cloud Run fake, against what the Admin API reference and gcloud's source say ------------------------
 
 
-def test_the_fake_refuses_a_stale_resource_version_with_409() -> None:
-    fake = FakeCloudRun.serving("svc", "svc-a")
-    stale = fake.get()
-    fake.operator("--update-tags=mine=svc-a")
-    with pytest.raises(HttpError) as refused:
-        fake._put(stale, stale["metadata"]["resourceVersion"])
-    assert refused.value.status == 409
+SERVICE_URL = "https://europe-west1-run.googleapis.com/apis/serving.knative.dev/v1/namespaces/{}/services/svc"
 
 
-def test_the_fakes_replace_puts_the_file_with_gclouds_own_resource_version_as_gcloud_528_does() -> None:
+def test_the_fake_refuses_a_stale_resource_version_with_409_and_checks_none_without_one() -> None:
     fake = FakeCloudRun.serving("svc", "svc-a")
-    stale = Service(fake.get())
+    stale = fake.api("GET", SERVICE_URL.format("p"))
     fake.operator("--update-tags=mine=svc-a")
-    fake(["gcloud", "run", "services", "replace", "-"], json.dumps(stale.with_traffic({"svc-a": 100}, {})))
-    assert fake.spec_tags() == {}, "ReplaceServiceChange: the server's resourceVersion, so no 409 and theirs is gone"
+    with pytest.raises(ApiError) as refused:
+        fake.api("PUT", SERVICE_URL.format("p"), stale)
+    assert (refused.value.code, refused.value.status) == (409, "ABORTED")
+    assert fake.spec_tags() == {"mine": "svc-a"}
+    del stale["metadata"]["resourceVersion"]
+    fake.api("PUT", SERVICE_URL.format("p"), stale)
+    assert fake.spec_tags() == {}, "no resourceVersion: the reference says the check is off"
+
+
+def test_the_fake_answers_a_replace_before_it_is_applied_and_takes_the_project_number() -> None:
+    fake = FakeCloudRun.serving("svc", "svc-a")
+    read = fake.api("GET", SERVICE_URL.format(PROJECT_NUMBER))
+    read["spec"]["traffic"].append({"revisionName": "svc-a", "tag": "t"})
+    answer = fake.api("PUT", SERVICE_URL.format(PROJECT_NUMBER), read)
+    assert answer["metadata"]["generation"] == read["metadata"]["generation"] + 1
+    assert answer["status"] == read["status"], "Cloud Run works on status after it answers"
+    now = fake.api("GET", SERVICE_URL.format("p"))
+    assert now["status"]["observedGeneration"] == answer["metadata"]["generation"]
+    assert now["status"]["traffic"][-1]["tag"] == "t"
+    with pytest.raises(ApiError, match="404 NOT_FOUND"):
+        fake.api("GET", SERVICE_URL.format("other-project"))
 
 
 def test_the_fake_keeps_an_unready_revisions_tag_in_spec_but_never_serves_it() -> None:

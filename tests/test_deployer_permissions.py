@@ -1,13 +1,16 @@
 """The deployer holds exactly what the rollout build uses: derived here from its gcloud commands and REST calls.
 
 Each gcloud command is mapped to the Cloud IAM permissions of the API calls it makes, as gcloud 528's own source
-makes them and as the public permission references name them:
+makes them and as the public permission references name them, and so is each Admin API call the rollout makes
+itself:
 - Cloud Run: `gcloud run deploy` and `services update-traffic` GET the service, then replaceService it
   (command_lib/run/serverless_operations.py: _UpdateOrCreateService), then poll
   projects/{project}/locations/{region}/operations/{id} when the answer names an operation (WaitService);
-  `services describe` GETs the service. Permissions: https://cloud.google.com/run/docs/reference/iam/permissions
-  (run.services.get, run.services.update, run.operations.get) and acting as the revision's service account,
-  iam.serviceAccounts.actAs (https://cloud.google.com/run/docs/securing/service-identity).
+  `services describe` GETs the service. The rollout's own calls are namespaces.services get (its reads, and its
+  polls until a write is applied) and replaceService (its traffic writes), which polls nothing else.
+  Permissions: https://cloud.google.com/run/docs/reference/iam/permissions (run.services.get "View services",
+  run.services.update "Update existing services", run.operations.get) and acting as the revision's service
+  account, iam.serviceAccounts.actAs (https://cloud.google.com/run/docs/securing/service-identity).
 - Cloud Storage (https://cloud.google.com/storage/docs/access-control/iam-json): objects.insert needs
   storage.objects.create (and storage.objects.delete to overwrite an object), objects.get (metadata and media)
   storage.objects.get, objects.delete storage.objects.delete.
@@ -19,13 +22,14 @@ A command missing from the table fails the test, so a new command cannot slip in
 
 import re
 import shlex
+import urllib.parse
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from tests.support.gcloud_help import command_path
-from tests.support.pipeline import ROLLOUT, load, rollout_gcloud_commands
+from tests.support.pipeline import ROLLOUT, load, rollout_api_calls, rollout_gcloud_commands
 from tests.support.terraform import STACK
 from tests.support.terraform import load as load_module
 
@@ -47,7 +51,6 @@ PERMISSIONS_BY_COMMAND: dict[str, set[str]] = {
     "run services describe": {"run.services.get"},
     "run deploy": {"run.services.get", "run.services.update", "run.operations.get", "iam.serviceAccounts.actAs"},
     "run services update-traffic": {"run.services.get", "run.services.update", "run.operations.get"},
-    "run services replace": {"run.services.get", "run.services.update", "run.operations.get"},
     "run revisions describe": {"run.revisions.get"},
     # cp writes the lock only if absent, but the release record over its previous version: that needs delete too.
     "storage cp": {"storage.objects.create", "storage.objects.delete"},
@@ -62,6 +65,12 @@ PERMISSIONS_BY_COMMAND: dict[str, set[str]] = {
 
 # REST calls the rollout makes without gcloud, found by the path they call.
 PERMISSIONS_BY_REST_PATH = {"/timeSeries": {"monitoring.timeSeries.list"}}
+# The Admin API calls of the rollout's Cloud Run adapter, by method and path.
+KNATIVE_SERVICE = r"/apis/serving\.knative\.dev/v1/namespaces/[^/]+/services/[^/]+"
+PERMISSIONS_BY_API_CALL = {
+    ("GET", KNATIVE_SERVICE): {"run.services.get"},  # namespaces.services.get
+    ("PUT", KNATIVE_SERVICE): {"run.services.update"},  # namespaces.services.replaceService
+}
 
 
 def scope(permission: str) -> str:
@@ -79,6 +88,15 @@ def needed_permissions() -> dict[str, set[str]]:
         path = command_path(shlex.split(command))
         assert path in PERMISSIONS_BY_COMMAND, f"gcloud {path}: which permissions does it need? ({command})"
         add(PERMISSIONS_BY_COMMAND[path])
+    for method, url in rollout_api_calls():
+        path = urllib.parse.urlsplit(url).path
+        found = [
+            need
+            for (verb, pattern), need in PERMISSIONS_BY_API_CALL.items()
+            if verb == method and re.fullmatch(pattern, path)
+        ]
+        assert found, f"{method} {path}: which permissions does it need?"
+        add(found[0])
     rest_source = "\n".join(path.read_text() for path in (REPO / "deploy").glob("*.py"))
     for rest_path, permissions in PERMISSIONS_BY_REST_PATH.items():
         if rest_path in rest_source:
@@ -120,4 +138,16 @@ def test_a_new_command_without_an_entry_fails_rather_than_being_granted_by_guess
     commands = [*rollout_gcloud_commands(), "gcloud run services delete birthday-api --region=r --quiet"]
     monkeypatch.setattr("tests.test_deployer_permissions.rollout_gcloud_commands", lambda: commands)
     with pytest.raises(AssertionError, match="gcloud run services delete: which permissions"):
+        needed_permissions()
+
+
+def test_a_new_api_call_without_an_entry_fails_rather_than_being_granted_by_guess(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = [
+        *rollout_api_calls(),
+        ("DELETE", "https://europe-west1-run.googleapis.com/apis/serving.knative.dev/v1/namespaces/p/services/s"),
+    ]
+    monkeypatch.setattr("tests.test_deployer_permissions.rollout_api_calls", lambda: calls)
+    with pytest.raises(AssertionError, match=r"DELETE /apis/serving\.knative\.dev/v1/namespaces/p/services/s: which"):
         needed_permissions()

@@ -8,10 +8,15 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from deploy.cloud_run import CloudRunAdmin, Polling, TrafficConflict
+from deploy.google_api import gcloud_config
+from deploy.rollout import SystemClock
 from rehearsal.api import Json
 from rehearsal.cloud import Cloud
 from rehearsal.faults import Behaviour
@@ -220,6 +225,42 @@ def test_gcloud_services_replace_sends_the_version_it_reads_itself_not_the_files
     replaced = gcloud(stand_ins, project.id, "run", "services", "replace", str(tmp_path / "service.json"))
     assert replaced.returncode == 0, replaced.stderr
     assert describe(stand_ins, project.id)["status"]["traffic"][0]["revisionName"] == "birthday-api-six"
+
+
+def test_the_rollouts_own_calls_go_where_gcloud_goes_and_a_write_on_a_stale_read_is_refused(
+    stand_ins: Cloud, project: Project
+) -> None:
+    """The rollout's Cloud Run adapter as `python -m deploy` builds it, from gcloud's configuration alone."""
+
+    def runner(command: Sequence[str], stdin: str | None = None) -> str:
+        ran = subprocess.run(
+            list(command), env=stand_ins.gcloud_environment(), capture_output=True, text=True, check=True, timeout=60
+        )
+        return ran.stdout
+
+    clock = SystemClock()
+    cloud_run = CloudRunAdmin.from_gcloud_config(
+        gcloud_config(runner),
+        project.id,
+        REGION,
+        project.service,
+        runner,
+        polling=Polling(clock.now, clock.sleep_until, timedelta(seconds=30)),
+        deadline=clock.now() + timedelta(minutes=5),
+    )
+    stable = project.bootstrap_revision
+    read = cloud_run.describe()
+    assert read.split() == {stable: 100}
+    assert deploy(stand_ins, project, "seven").returncode == 0  # someone else's write, after the rollout's read
+    with pytest.raises(TrafficConflict, match="someone else changed it, and their change stands"):
+        cloud_run.write_traffic(read, {stable: 100}, {"stable": stable})
+    now = cloud_run.describe()
+    assert now.tags() == {"c-seven": "birthday-api-seven"}, "the 409 left their tag in place"
+    written = cloud_run.write_traffic(now, {stable: 90, "birthday-api-seven": 10}, {**now.tags(), "stable": stable})
+    assert written.complaint is None
+    assert written.service.observed_generation == written.service.generation == now.generation + 1
+    assert written.service.split() == {stable: 90, "birthday-api-seven": 10}, "applied: status.traffic, not just spec"
+    assert written.service.served_tags() == {"c-seven": "birthday-api-seven", "stable": stable}
 
 
 def test_traffic_that_does_not_add_up_to_100_is_400_invalid_argument(stand_ins: Cloud, project: Project) -> None:

@@ -207,12 +207,6 @@ def test_08_the_rollout_stops_and_leaves_the_operators_traffic_alone(rehearsed: 
 
 
 @pytest.mark.rehearsal("operator-races-a-shift")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 item 12: the rollout writes with gcloud run services replace, which sends the resourceVersion "
-    "it read itself, so the operator's change is replaced first and the race only seen after; the rollout then "
-    "sends traffic to stable instead of leaving the operator's",
-)
 def test_08b_an_operators_change_between_the_rollouts_read_and_write_is_not_overwritten(rehearsed: Rehearsed) -> None:
     result = rehearsed["operator-races-a-shift"]
     assert result.subject is not None

@@ -3,13 +3,12 @@ the bucket as gcloud sees them (tests/support), scripted Monitoring and a clock 
 
 import copy
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deploy.cloud_run import GcloudCloudRun
 from deploy.gates import Thresholds
 from deploy.gcloud import GcloudError
 from deploy.lock import GcsObjectStore, RolloutBlocked, freeze_name, lock_name, release_name
@@ -26,7 +25,15 @@ from deploy.rollout import (
     build_time_label,
 )
 from deploy.smoke import SmokeReport
-from tests.support.fake_cloud import CountingLoad, FakeCloudRun, HttpError, JumpingClock, MinuteMetrics, ScriptedMetrics
+from tests.support.fake_cloud import (
+    CountingLoad,
+    FakeCloudRun,
+    HttpError,
+    JumpingClock,
+    MinuteMetrics,
+    ScriptedMetrics,
+    cloud_run_admin,
+)
 from tests.support.fake_gcloud_storage import FakeBucket
 
 SERVICE = "birthday-api"
@@ -97,7 +104,7 @@ class World:
         return SmokeReport(url, failures=["readiness answers 200: expected 200, got 503"] if self.smoke_fails else [])
 
     def rollout(self) -> Rollout:
-        cloud_run = GcloudCloudRun("p", "europe-west1", SERVICE, self.cloud_run)
+        cloud_run = cloud_run_admin(self.cloud_run, self.clock)
         objects = GcsObjectStore(BUCKET, self.bucket)
         return Rollout(self.plan, cloud_run, self.metrics, objects, self.smoke, self.load, self.clock, self.log.append)
 
@@ -240,8 +247,7 @@ def refuse_when(asked_now: dict[str, int], tagged: str | None = None) -> Callabl
 
     def refuse(fake: FakeCloudRun, command: str) -> None:
         tags_match = tagged is None or tagged in fake.spec_tags()
-        writes_traffic = command.endswith(("replace", "update-traffic"))
-        if writes_traffic and fake.asked() == asked_now and tags_match and not refused:
+        if command == "replaceService" and fake.asked() == asked_now and tags_match and not refused:
             refused.append(command)
             raise HttpError(429, "Quota exceeded")
 
@@ -663,48 +669,77 @@ def test_a_tag_that_cannot_be_tidied_after_promotion_is_a_warning() -> None:
 # -- 12. compare-and-swap ------------------------------------------------------------------------------------
 
 
+def operator_moves(operator_sets: dict[str, int]) -> Callable[[FakeCloudRun], None]:
+    return lambda fake: fake.operator(
+        "--to-revisions=" + ",".join(f"{name}={share}" for name, share in operator_sets.items())
+    )
+
+
+def between_read_and_write(world: World, asked: dict[str, int], action: Callable[[FakeCloudRun], None]) -> None:
+    """Run `action` once, after the rollout has read the service for a traffic write and before its PUT arrives,
+    while the service asks for `asked`."""
+
+    def once(fake: FakeCloudRun, call: str) -> None:
+        if call == "replaceService" and fake.asked() == asked:
+            fake.before_put = None
+            action(fake)
+
+    world.cloud_run.before_put = once
+
+
 @pytest.mark.parametrize("operator_sets", [{STABLE: 100}, {CANDIDATE: 100}], ids=["rolls-back", "promotes"])
-def test_an_operator_change_between_read_and_write_ends_in_the_safe_state_and_says_so(
+def test_an_operators_change_between_the_rollouts_read_and_write_is_not_overwritten(
     operator_sets: dict[str, int],
 ) -> None:
     world = World()
-
-    def operator_between_our_read_and_our_write(fake: FakeCloudRun, command: Sequence[str]) -> None:
-        if "replace" in command and fake.asked() == {STABLE: 90, CANDIDATE: 10}:
-            fake.before_command = None
-            fake.operator("--to-revisions=" + ",".join(f"{name}={share}" for name, share in operator_sets.items()))
-
-    world.cloud_run.before_command = operator_between_our_read_and_our_write
+    between_read_and_write(world, {STABLE: 90, CANDIDATE: 10}, operator_moves(operator_sets))
     with pytest.raises(OperatorIntervened) as stopped:
         world.rollout().run()
-    # gcloud puts the object with the resourceVersion of its own GET, so the rollout's 50 % replaced the
-    # operator's change; the generation shows it, and the rollout ends in the one state nobody regrets.
-    assert world.cloud_run.traffic_writes()[-3:] == [operator_sets, {STABLE: 50, CANDIDATE: 50}, {STABLE: 100}]
-    assert "this rollout's write replaced theirs" in str(stopped.value)
-    assert f"sent 100 % to {STABLE}, the safe state and stops. Whoever changed traffic: set it again" in str(
-        stopped.value
-    )
+    # The rollout's 50 % carried the resourceVersion it read: Cloud Run refused it, and nothing was written after.
+    assert world.cloud_run.traffic_writes()[-2:] == [{STABLE: 90, CANDIDATE: 10}, operator_sets]
+    assert world.cloud_run.served() == operator_sets
+    assert "someone else changed it, and their change stands" in str(stopped.value)
+    assert "the rollout stops here and leaves traffic as it is" in str(stopped.value)
     assert not world.lock_held()
 
 
-def test_a_conflict_inside_gclouds_own_write_leaves_the_operators_traffic() -> None:
+def test_an_operators_change_right_after_the_rollouts_write_stands() -> None:
     world = World()
+    world.cloud_run.stale_reads = 1  # the rollout's write is not applied yet when the operator's lands
 
-    def operator_inside_gcloud(fake: FakeCloudRun, command: str) -> None:
-        writes_traffic = command.endswith(("replace", "update-traffic"))
-        if writes_traffic and fake.asked() == {STABLE: 90, CANDIDATE: 10}:
-            fake.before_put = None
-            fake.operator(f"--to-revisions={STABLE}=100")
+    def operator_after_our_put(command: str) -> None:
+        if command == "replaceService" and world.cloud_run.asked() == {STABLE: 50, CANDIDATE: 50}:
+            world.cloud_run.fail_after_put = lambda command: None
+            world.cloud_run.operator(f"--to-revisions={STABLE}=100")
 
-    world.cloud_run.before_put = operator_inside_gcloud
-    with pytest.raises(OperatorIntervened, match="someone else changed it"):
+    world.cloud_run.fail_after_put = operator_after_our_put
+    with pytest.raises(OperatorIntervened, match="right after this rollout's write: someone else changed it"):
         world.rollout().run()
-    assert world.cloud_run.served() == {STABLE: 100}, "the 409 kept the operator's change"
+    assert world.cloud_run.served() == {STABLE: 100}
+    assert world.cloud_run.traffic_writes()[-1] == {STABLE: 100}
 
 
-def test_a_write_that_applied_though_gcloud_reported_failure_is_the_rollouts_own() -> None:
+def test_a_write_whose_answer_was_lost_is_judged_by_the_service_after_it() -> None:
     world = World()
-    world.cloud_run.fail_after_put = lambda command: "Deadline exceeded" if command.endswith("replace") else None
+    world.cloud_run.fail_after_put = lambda call: "timed out" if call == "replaceService" else None
     world.rollout().run()
     assert world.cloud_run.served() == {CANDIDATE: 100}
-    assert "gcloud reported a failure, but the change is in place" in world.text()
+    assert "the traffic write reported a failure, but the change is in place: no answer: timed out" in world.text()
+
+
+def test_each_traffic_write_is_waited_for_until_cloud_run_has_applied_it() -> None:
+    world = World()
+    world.cloud_run.stale_reads = 3
+    world.rollout().run()
+    assert world.cloud_run.served() == {CANDIDATE: 100}
+    assert world.cloud_run.traffic_writes() == [
+        {STABLE: 100},
+        {STABLE: 90, CANDIDATE: 10},
+        {STABLE: 50, CANDIDATE: 50},
+        {CANDIDATE: 100},
+    ]
+    calls = world.cloud_run.calls
+    writes = [index for index, call in enumerate(calls) if call.startswith("namespaces.services.replaceService")]
+    assert len(writes) == 5, "the stable tag, three steps, the tags after promotion"
+    for index in writes:
+        assert calls[index + 1 : index + 5] == [f"namespaces.services.get {SERVICE}"] * 4, "read until status is in"

@@ -1,6 +1,6 @@
 # The deployer's custom roles: exactly the permissions the rollout build uses, one role per resource they are
 # granted on (iam.tf), each permission with what uses it. tests/test_deployer_permissions.py derives the same
-# sets from the gcloud commands in deploy/ and cloudbuild-rollout.yaml, and fails on any difference.
+# sets from the gcloud commands and Admin API calls in deploy/ and cloudbuild-rollout.yaml, and fails on any difference.
 locals {
   deployer_permissions = {
     # Granted on the project: none of these has a resource of its own below it.
@@ -8,12 +8,12 @@ locals {
       "cloudbuild.builds.get",      # gcloud builds describe: the build to deploy (source step, createTime), this build's timeout
       "logging.logEntries.create",  # the rollout build's own log (options.logging: CLOUD_LOGGING_ONLY)
       "monitoring.timeSeries.list", # the gates: projects.timeSeries.list of the Cloud Run request metrics
-      "run.operations.get",         # gcloud run deploy and services replace wait on the operation they start
+      "run.operations.get",         # gcloud run deploy waits on the operation it starts
     ]
     # Granted on the Cloud Run service alone.
     service = [
-      "run.services.get",    # gcloud run services describe; deploy and services replace read the service first
-      "run.services.update", # gcloud run deploy (a revision) and services replace (traffic, tags) replace the service
+      "run.services.get",    # the rollout's GET of the service: every read, and polls until a write applies; gcloud run deploy reads it first
+      "run.services.update", # gcloud run deploy (a revision) and the rollout's replaceService (traffic, tags) replace the service
     ]
     # Granted on the runtime service account alone.
     runtime_account = [

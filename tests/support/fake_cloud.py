@@ -9,30 +9,40 @@ googlecloudsdk/generated_clients/apis/run/v1/run_v1_messages.py) and from what g
   that is not ready leaves status.traffic as it was, with RoutesReady False.
 - Ready is True only when ConfigurationsReady (the latest created revision is ready) and RoutesReady are.
 - metadata.generation rises with every change to spec; resourceVersion with every write. A PUT carrying a
-  resourceVersion that is not the current one is refused with 409 (ObjectMeta.resourceVersion).
+  resourceVersion that is not the current one is refused with 409 (ObjectMeta.resourceVersion: "May be used for
+  optimistic concurrency"); one without it is not checked.
+- replaceService (`PUT .../apis/serving.knative.dev/v1/namespaces/{project id or number}/services/{name}` at
+  the regional endpoint) answers the object as stored, before Cloud Run has worked on it: status, and its
+  observedGeneration, are the previous ones until a later read ("Cloud Run will work to make the 'status' match
+  the requested 'spec'"; clients poll until observedGeneration = metadata.generation).
 - gcloud's writes are GET, change, PUT with the resourceVersion of that GET, then a wait on the Ready
   condition: a write that leaves Ready False fails the command, even though the write itself stands.
-  `services replace` puts the file's object, but with the resourceVersion of its own GET
-  (ReplaceServiceChange.Adjust). `deploy --tag` writes the tag into spec.traffic in the same PUT as the new
-  template (TagOnDeployChange), and `--no-traffic` pins LATEST to the latest ready revision (NoTrafficChange).
-It is driven exactly as gcloud is: as a Runner of gcloud argv, so the rollout's real adapters run against it.
+  `deploy --tag` writes the tag into spec.traffic in the same PUT as the new template (TagOnDeployChange), and
+  `--no-traffic` pins LATEST to the latest ready revision (NoTrafficChange).
+It is driven exactly as gcloud and the Admin API are: as a Runner of gcloud argv, and as an Api of REST calls, so
+the rollout's real adapters run against it.
 """
 
 import copy
 import itertools
 import json
+import re
 import shlex
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import yaml
-
+from deploy.cloud_run import CloudRunAdmin, Polling
 from deploy.gcloud import GcloudError
+from deploy.google_api import ApiError
 from deploy.metrics import Percentile, RequestStats, Window
 
 PROJECT_NUMBER = "123456789012"
+SERVICE_PATH = re.compile(r"/apis/serving\.knative\.dev/v1/namespaces/(?P<namespace>[^/]+)/services/(?P<name>[^/]+)")
+# google.rpc.Code of each HTTP status the fake answers with.
+RPC_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED"}
 NOT_READY = (
     "Revision '{}' is not ready and cannot serve traffic. The user-provided container failed to start and listen on "
     "the port defined provided by the PORT=8080 environment variable within the allocated timeout."
@@ -78,15 +88,20 @@ class FakeCloudRun:
     """Images whose revisions fail their startup probe: they never become ready."""
     revisions: dict[str, Revision] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
-    """One line per gcloud command: its words up to the first flag."""
+    """One line per gcloud command (its words up to the first flag) and per API call (its method and service)."""
     puts: list[dict[str, Any]] = field(default_factory=list)
     before_command: Callable[["FakeCloudRun", Sequence[str]], None] | None = None
     """Runs when a gcloud command starts, before its first GET: an operator acting between two of our calls."""
     before_put: Callable[["FakeCloudRun", str], None] | None = None
-    """Runs inside gcloud's GET-then-PUT, with the command's name: a change landing there meets a 409."""
+    """Runs just before a PUT is applied, with the gcloud command's name or "replaceService" for an API call:
+    a change landing there makes the PUT's resourceVersion stale."""
     fail_after_put: Callable[[str], str | None] = lambda command: None
-    """A message to fail the command with after its PUT applied (a lost reply, a timeout while waiting)."""
+    """A message to fail the command or call with after its PUT applied (a lost reply, a timeout while waiting)."""
+    stale_reads: int = 0
+    """How many reads after a replaceService still show the status from before it (its answer always does)."""
     _versions: "itertools.count[int]" = field(default_factory=lambda: itertools.count(1), repr=False)
+    _unapplied: tuple[str, int] | None = field(default=None, repr=False)
+    """After a replaceService: the latest created revision, and the reads still to show the status from before."""
     document: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -117,13 +132,65 @@ class FakeCloudRun:
     # -- the API -----------------------------------------------------------------------------------
 
     def get(self) -> dict[str, Any]:
+        self._observe()
         return copy.deepcopy(self.document)
 
-    def _put(self, body: dict[str, Any], resource_version: str | None) -> None:
-        """replaceService: 409 on a stale resourceVersion; a new revision for a new template; then reconcile."""
+    def _observe(self) -> None:
+        """A read: once `stale_reads` reads have passed since a replaceService, Cloud Run has worked on it."""
+        if self._unapplied is None:
+            return
+        latest_created, stale = self._unapplied
+        self._unapplied = (latest_created, stale - 1) if stale else None
+        if not stale:
+            self._reconcile(latest_created)
+
+    def api(self, method: str, url: str, body: Mapping[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
+        """The Admin API v1's namespaces.services get and replaceService, at the region's endpoint."""
+        parsed = urllib.parse.urlsplit(url)
+        found = SERVICE_PATH.fullmatch(parsed.path)
+        if (parsed.scheme, parsed.netloc) != ("https", f"{self.region}-run.googleapis.com") or not found:
+            raise Unmodelled(f"the fake does not model {method} {url}")
+        if parsed.query or method not in ("GET", "PUT") or (body is None) != (method == "GET"):
+            raise Unmodelled(f"the fake does not model {method} {url} {'with' if body else 'without'} a body")
+        self.calls.append(f"namespaces.services.{'get' if method == 'GET' else 'replaceService'} {found['name']}")
+        try:
+            return self._service_call(found["namespace"], found["name"], body)
+        except HttpError as error:
+            raise ApiError(error.status, error.message, RPC_STATUS.get(error.status, "UNKNOWN")) from None
+
+    def _service_call(self, namespace: str, name: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
+        if namespace not in (self.project, PROJECT_NUMBER) or name != self.service:
+            raise HttpError(404, f"Resource '{name}' of kind 'SERVICE' in project '{namespace}' does not exist.")
+        return self.get() if body is None else self._replace_service(dict(body))
+
+    def _replace_service(self, body: dict[str, Any]) -> dict[str, Any]:
+        metadata = body.get("metadata", {})
+        if (body.get("apiVersion"), body.get("kind")) != ("serving.knative.dev/v1", "Service"):
+            raise HttpError(400, "the body must be a serving.knative.dev/v1 Service")
+        if metadata.get("name") != self.service or metadata.get("namespace", self.project) not in (
+            self.project,
+            PROJECT_NUMBER,
+        ):
+            raise HttpError(400, "metadata.name and metadata.namespace must name the service of the path")
+        if self.before_put is not None:
+            self.before_put(self, "replaceService")
+        body.pop("status", None)  # output only
+        self._put(body, metadata.get("resourceVersion"), apply=False)
+        answer = copy.deepcopy(self.document)
+        if message := self.fail_after_put("replaceService"):
+            raise ApiError(None, message)
+        return answer
+
+    def _put(self, body: dict[str, Any], resource_version: str | None, apply: bool = True) -> None:
+        """replaceService: 409 on a stale resourceVersion; a new revision for a new template; then reconcile,
+        at once (`apply`, gcloud having waited for it) or over the next reads."""
         current = self.document["metadata"].get("resourceVersion")
         if resource_version is not None and current is not None and resource_version != current:
-            raise HttpError(409, "the object has been modified; please apply your changes to the latest version")
+            raise HttpError(
+                409,
+                f"Conflict for resource '{self.service}': version '{resource_version}' was specified but current "
+                f"version is '{current}'.",
+            )
         self.puts.append(copy.deepcopy(body))
         spec = body["spec"]
         percents = sum(int(entry.get("percent") or 0) for entry in spec.get("traffic", []))
@@ -143,7 +210,9 @@ class FakeCloudRun:
         metadata["resourceVersion"] = f"AAY{next(self._versions):08d}"
         metadata["labels"] = body["metadata"].get("labels", metadata["labels"])
         self.document["spec"] = copy.deepcopy(spec)
-        self._reconcile(name)
+        self._unapplied = None if apply else (name, self.stale_reads)
+        if apply:
+            self._reconcile(name)
 
     def _reconcile(self, latest_created: str) -> None:
         status = self.document.setdefault("status", {})
@@ -184,6 +253,7 @@ class FakeCloudRun:
     # -- what a test reads -------------------------------------------------------------------------
 
     def served(self) -> dict[str, int]:
+        self._observe()
         return {e["revisionName"]: e["percent"] for e in self.document["status"].get("traffic", []) if e["percent"]}
 
     def asked(self) -> dict[str, int]:
@@ -200,9 +270,11 @@ class FakeCloudRun:
         }
 
     def served_tags(self) -> dict[str, str]:
+        self._observe()
         return {e["tag"]: e["revisionName"] for e in self.document["status"].get("traffic", []) if e.get("tag")}
 
     def ready(self) -> bool:
+        self._observe()
         return bool(self.document["status"]["conditions"][0]["status"] == "True")
 
     def traffic_writes(self) -> list[dict[str, int]]:
@@ -229,9 +301,6 @@ class FakeCloudRun:
         verb = " ".join(positional[:3]) if positional[:2] == ["run", "services"] else " ".join(positional[:2])
         known = {"project", "region", "quiet", "format"}
         try:
-            if verb == "run services describe":
-                self._expect(flags, known)
-                return json.dumps(self.get())
             if verb == "run revisions":
                 self._expect(flags, known)
                 return self._describe_revision(command, positional[3])
@@ -240,9 +309,6 @@ class FakeCloudRun:
             if verb == "run services update-traffic":
                 self._expect(flags, known | {"to-revisions", "update-tags", "remove-tags"})
                 return self._update_traffic(command, flags)
-            if verb == "run services replace":
-                self._expect(flags, known)
-                return self._replace(command, stdin or "")
         except HttpError as error:
             raise GcloudError(command, f"ERROR: ({gcloud_name(command)}) {error.message}\n") from None
         raise Unmodelled(f"the fake does not model {shlex.join(command)}")
@@ -298,25 +364,6 @@ class FakeCloudRun:
             if "to-revisions" in flags:
                 _update_percentages(service, {k: int(v) for k, v in _pairs(flags["to-revisions"]).items()})
             return service
-
-        self._write(command, change)
-        return json.dumps(self.get())
-
-    def _replace(self, command: Sequence[str], stdin: str) -> str:
-        new = yaml.safe_load(stdin)
-        new.pop("status", None)
-        namespace = new["metadata"].get("namespace")
-        if namespace is not None and namespace not in (self.project, PROJECT_NUMBER):
-            raise HttpError(400, f"Namespace must be project ID [{self.project}] or quoted number")
-
-        def change(service: dict[str, Any]) -> dict[str, Any]:
-            # ReplaceServiceChange.Adjust: the server's resourceVersion and serving annotations, not the file's.
-            new["metadata"]["resourceVersion"] = service["metadata"]["resourceVersion"]
-            annotations = new["metadata"].setdefault("annotations", {})
-            annotations |= {
-                k: v for k, v in service["metadata"].get("annotations", {}).items() if "serving.knative" in k
-            }
-            return dict(new)
 
         self._write(command, change)
         return json.dumps(self.get())
@@ -447,3 +494,10 @@ class MinuteMetrics:
         ]
         total, errors = sum(count for count, _ in seen), sum(failed for _, failed in seen)
         return RequestStats(total, errors, self.p99 if total else None, sum(1 for count, _ in seen if count))
+
+
+def cloud_run_admin(fake: FakeCloudRun, clock: JumpingClock, limit: timedelta = timedelta(seconds=90)) -> CloudRunAdmin:
+    """The rollout's Cloud Run adapter, wired to the fake as production wires it to gcloud and to the Admin API."""
+    root = f"https://{fake.region}-run.googleapis.com/"
+    polling = Polling(clock.now, clock.sleep_until, limit)
+    return CloudRunAdmin(fake.project, fake.region, fake.service, fake, api=fake.api, root=root, polling=polling)

@@ -4,15 +4,17 @@ import shlex
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from deploy.__main__ import parser, plan_from
-from deploy.cloud_run import Candidate, GcloudCloudRun
+from deploy.cloud_run import Candidate, CloudRunAdmin, Polling
 from deploy.dry_run import dry_run
 from deploy.gcloud import run_gcloud
+from deploy.google_api import GcloudConnection
 from deploy.lock import GcsObjectStore
 from deploy.metrics import access_token_command, config_command
 from deploy.rollout import RolloutPlan
@@ -26,6 +28,7 @@ PULL_REQUEST = REPO / "cloudbuild-pr.yaml"
 BUILT_IN = {"PROJECT_ID", "BUILD_ID", "PROJECT_NUMBER", "LOCATION", "COMMIT_SHA", "SHORT_SHA", "REVISION_ID"}
 BUILT_IN |= {"BRANCH_NAME", "TAG_NAME", "REPO_NAME", "REPO_FULL_NAME", "TRIGGER_NAME", "TRIGGER_BUILD_CONFIG_PATH"}
 SOURCE_BUILD_TIME = "2026-11-30T09:00:00.123456789Z"
+METHODS = {"GET", "PUT", "POST", "PATCH", "DELETE"}
 # `gcloud builds describe`: the source build's createTime, and this build's own start (now) and timeout.
 GCLOUD_BUILDS_DESCRIBE = f"""#!/bin/sh
 case "$*" in
@@ -113,13 +116,32 @@ def step_gcloud_commands(path: Path) -> list[str]:
     return commands
 
 
+def cloud_run_adapter(plan: RolloutPlan) -> CloudRunAdmin:
+    """The rollout's Cloud Run adapter as production builds it, for its catalogue of commands and calls only."""
+    root = GcloudConnection.from_config({}).regional_root("run", "europe-west1")
+
+    def never_called(method: str, url: str, body: Mapping[str, Any] | None = None, timeout: float = 30) -> Any:
+        raise AssertionError(f"{method} {url}: the catalogue is read, never called")
+
+    polling = Polling(lambda: datetime.now(UTC), lambda moment: None, timedelta(0))
+    return CloudRunAdmin("p", "europe-west1", plan.service, run_gcloud, api=never_called, root=root, polling=polling)
+
+
 def rollout_gcloud_commands() -> list[str]:
     """What the rollout build can run: its steps' gcloud commands, and every one `python -m deploy` can issue:
     those a dry run of the real rollout issues, and the catalogue each adapter keeps of the commands it builds."""
     plan = plan_with_pipeline_defaults()
     commands = [line for line in dry_run(plan, "p", "europe-west1", "bucket") if line.startswith("gcloud ")]
-    cloud_run = GcloudCloudRun("p", "europe-west1", plan.service, run_gcloud)
     candidate = Candidate(plan.suffix, plan.image, plan.candidate_tag, plan.service_account, plan.template, plan.labels)
-    catalogue = [*cloud_run.issued_commands(candidate), *GcsObjectStore("bucket").issued_commands()]
+    catalogue = [*cloud_run_adapter(plan).issued_commands(candidate), *GcsObjectStore("bucket").issued_commands()]
     commands += [shlex.join(command) for command in [*catalogue, access_token_command(), config_command()]]
     return commands + step_gcloud_commands(ROLLOUT)
+
+
+def rollout_api_calls() -> list[tuple[str, str]]:
+    """The Admin API calls `python -m deploy` can make, as method and URL: those a dry run of the real rollout
+    makes, and the Cloud Run adapter's catalogue."""
+    plan = plan_with_pipeline_defaults()
+    made = [line.split(" ", 1) for line in dry_run(plan, "p", "europe-west1", "bucket")]
+    calls = [(method, url) for method, url in (pair for pair in made if len(pair) == 2) if method in METHODS]
+    return calls + cloud_run_adapter(plan).issued_requests()
