@@ -430,22 +430,23 @@ def test_a_conflict_on_status_alone_is_written_again_on_the_object_as_it_is() ->
     assert [put["metadata"]["resourceVersion"] for put in fake.puts] == ["AAYstatus"]
 
 
-def test_a_write_cloud_run_cannot_route_fails_with_its_reason() -> None:
+def after_a_failed_deploy() -> CloudRunAdmin:
+    """svc-a serves; svc-b, the latest created revision, never became ready, so the service is not Ready."""
     fake = FakeCloudRun.serving("svc", "svc-a")
     fake.never_ready_images.add("registry/broken@sha256:e")
     with pytest.raises(GcloudError):
         fake(["gcloud", "run", "deploy", "svc", "--image=registry/broken@sha256:e", "--revision-suffix=b"])
-    cloud_run, _ = admin(fake)
+    return admin(fake)[0]
+
+
+def test_a_write_cloud_run_cannot_route_fails_with_its_reason() -> None:
+    cloud_run = after_a_failed_deploy()
     with pytest.raises(CloudRunError, match=r"cannot be applied: Revision 'svc-b' is not ready"):
         cloud_run.write_traffic(cloud_run.describe(), {"svc-a": 50, "svc-b": 50}, {})
 
 
 def test_a_write_applied_while_the_latest_revision_is_a_failed_one_stands_with_a_complaint() -> None:
-    fake = FakeCloudRun.serving("svc", "svc-a")
-    fake.never_ready_images.add("registry/broken@sha256:e")
-    with pytest.raises(GcloudError):
-        fake(["gcloud", "run", "deploy", "svc", "--image=registry/broken@sha256:e", "--revision-suffix=b"])
-    cloud_run, _ = admin(fake)
+    cloud_run = after_a_failed_deploy()
     written = cloud_run.write_traffic(cloud_run.describe(), {"svc-a": 100}, {"stable": "svc-a"})
     assert written.service.served_tags() == {"stable": "svc-a"}
     assert written.complaint is not None
