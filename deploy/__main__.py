@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
+from deploy.builds import GcloudBuilds
 from deploy.cloud_run import CloudRunAdmin, CloudRunError, Polling
 from deploy.dry_run import dry_run
 from deploy.gates import Thresholds
@@ -105,6 +106,12 @@ def parser() -> argparse.ArgumentParser:
     order.add_argument(
         "--allow-older", type=yes_no, nargs="?", const=True, default=plan["allow_older"], help="roll back on purpose"
     )
+    cli.add_argument(
+        "--build-region",
+        default="",
+        help="region of the Cloud Build build this rollout runs in, whose id is --attempt: a lock whose holder's "
+        "build has ended is then taken over at once, not only once it expires",
+    )
     cli.add_argument("--dry-run", action="store_true", help="print the gcloud commands of a rollout; change nothing")
     return cli
 
@@ -181,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         SyntheticLoad(plan.synthetic_rps),
         clock,
         log=lambda line: print(line, flush=True),
+        builds=GcloudBuilds(arguments.project, arguments.build_region, runner) if arguments.build_region else None,
     )
     outcomes: list[tuple[type[BaseException], int, str]] = [
         (RolloutBlocked, 2, "ROLLOUT NOT STARTED"),

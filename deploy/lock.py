@@ -1,8 +1,9 @@
 """The per-service rollout lock and the operator's freeze, as objects in the rollout bucket.
 
 The lock is an object created only if absent (a generation-0 precondition), so of two builds exactly one
-creates it. It names its holder, expires when its holder's deadline has surely passed, and records what the
-holder is doing (candidate, stable revision, step), so the run that finds it expired can finish the job.
+creates it. It names its holder and the holder's build, and records what the holder is doing (candidate, stable
+revision, step). It is abandoned once Cloud Build reports that build ended (killed, cancelled, timed out), or at
+the latest when the holder's deadline has passed; the run that finds it abandoned finishes the job.
 The freeze is an object an operator creates by hand; while it exists no rollout starts, and a running one
 sends traffic back. Storage that cannot answer is never read as "no freeze": only NotFound means absent.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from deploy.builds import BuildRecords
 from deploy.gcloud import GcloudError, Runner, run_gcloud
 
 # How gcloud 528 words a missing object: GcsNotFoundError's format, and name expansion's (cat, rm).
@@ -81,19 +83,27 @@ class RolloutLock:
     holder: str
     """Unique to this attempt, so a lock this run wrote is recognised as its own even if it never learnt so."""
     expires: datetime
+    build: str | None = None
+    """The Cloud Build build this rollout runs in: once Cloud Build says it has ended, its lock is abandoned."""
+    builds: BuildRecords | None = None
     generation: int | None = None
+    """The generation this run last wrote, or None when it holds no lock or does not know which one it wrote."""
     state: dict[str, Any] = field(default_factory=dict)
+    _may_hold: bool = field(default=False, init=False)
 
     @property
     def name(self) -> str:
         return lock_name(self.service)
 
     def _content(self) -> str:
-        return json.dumps({"holder": self.holder, "expires": self.expires.isoformat(), "state": self.state})
+        return json.dumps(
+            {"holder": self.holder, "expires": self.expires.isoformat(), "build": self.build, "state": self.state}
+        )
 
     def acquire(self, now: datetime) -> Mapping[str, Any] | None:
-        """Take the lock. Returns the state an expired holder recorded (its rollout was abandoned), if any."""
+        """Take the lock. Returns the state an abandoned holder recorded, and why it counts as abandoned, if any."""
         abandoned: Mapping[str, Any] | None = None
+        self._may_hold = True
         for _ in range(3):
             try:
                 self.generation = self.store.create_if_absent(self.name, self._content())
@@ -115,42 +125,79 @@ class RolloutLock:
             if record.get("holder") == self.holder:
                 self.generation = generation
                 return abandoned
-            if datetime.fromisoformat(record["expires"]) > now:
-                raise RolloutBlocked(f"{self.service} is locked by {record['holder']} until {record['expires']}")
-            # Expired: its holder is past its deadline, so dead. Delete exactly that generation, then race again.
+            why, alive = self._holder_gone(record, now)
+            if why is None:
+                self._may_hold = False
+                raise RolloutBlocked(f"{self.service} is locked by {record['holder']} until {record['expires']}{alive}")
+            # Its holder is dead. Delete exactly that generation, then race again.
             if self.store.delete(self.name, generation):
-                abandoned = {"holder": record["holder"], **record.get("state", {})}
+                abandoned = {"holder": record["holder"], "why": why, **record.get("state", {})}
         raise RolloutBlocked(f"{self.service}: could not take the lock {self.name}")
+
+    def _holder_gone(self, record: Mapping[str, Any], now: datetime) -> tuple[str | None, str]:
+        """Why the holder of that lock is surely dead; else None, and what Cloud Build said of it."""
+        if datetime.fromisoformat(record["expires"]) <= now:
+            return f"its lock expired at {record['expires']}", ""
+        build = record.get("build")
+        if not build or self.builds is None:
+            return None, ""
+        try:
+            status = self.builds.ended(build)
+        except GcloudError as error:
+            return None, f" (Cloud Build could not say whether its build {build} has ended: {error})"
+        if status is None:
+            return None, f" (its build {build} is still running)"
+        return f"its build {build} has ended ({status})", ""
+
+    def _own_generation(self) -> int | None:
+        """The lock object's generation if this run wrote it (its holder is this attempt), else None."""
+        held = self.store.read(self.name)
+        if held is None or json.loads(held[0]).get("holder") != self.holder:
+            return None
+        return held[1]
 
     def record(self, **state: Any) -> str | None:
         """Write what the rollout is doing into the lock; a warning if it could not be recorded."""
         self.state.update(state)
-        if self.generation is None:
+        if not self._may_hold:
             return "the lock is not held: nothing recorded"
         try:
-            generation = self.store.overwrite(self.name, self._content(), self.generation)
+            previous = self.generation if self.generation is not None else self._own_generation()
+            if previous is None:
+                self._may_hold = False
+                return f"{self.name} is no longer this rollout's: nothing recorded"
+            # Until the write is confirmed, which generation is there is unknown; it is then found by its holder.
+            self.generation = None
+            self.generation = self.store.overwrite(self.name, self._content(), previous)
         except StorageError as error:
             return f"could not record the rollout's state in {self.name}: {error}"
-        if generation is None:
-            return f"could not record the rollout's state: {self.name} is no longer generation {self.generation}"
-        self.generation = generation
+        if self.generation is None:
+            self._may_hold = False
+            return f"could not record the rollout's state: {self.name} is no longer generation {previous}"
         return None
 
     def release(self) -> str:
-        """Delete exactly the generation held; says what happened, failures included."""
-        if self.generation is None:
+        """Delete this run's lock, even one it wrote without learning its generation; says what happened."""
+        if not self._may_hold:
             return f"lock {self.name} was not held"
-        generation, self.generation = self.generation, None
-        try:
-            deleted = self.store.delete(self.name, generation)
-        except StorageError as error:
-            return (
-                f"LOCK NOT RELEASED: {error}. It expires at {self.expires.isoformat()}; to free it now: "
-                f"gcloud storage rm {self.store.url(self.name)} --if-generation-match={generation}"
-            )
-        if not deleted:
-            return f"lock {self.name} generation {generation} was already gone or replaced: nothing released"
-        return f"lock released for {self.service}"
+        for _ in range(3):
+            try:
+                if self.generation is None:
+                    self.generation = self._own_generation()
+                if self.generation is None:
+                    self._may_hold = False
+                    return f"lock {self.name} was already gone or taken over: nothing released"
+                if self.store.delete(self.name, self.generation):
+                    self._may_hold, self.generation = False, None
+                    return f"lock released for {self.service}"
+                self.generation = None
+            except StorageError as error:
+                where = f" --if-generation-match={self.generation}" if self.generation is not None else ""
+                return (
+                    f"LOCK NOT RELEASED: {error}. It expires at {self.expires.isoformat()}, or once its build has "
+                    f"ended; to free it now: gcloud storage rm {self.store.url(self.name)}{where}"
+                )
+        return f"LOCK NOT RELEASED: {self.name} kept changing while it was released"
 
 
 def not_found(error: GcloudError) -> bool:

@@ -59,6 +59,16 @@ class RequestStats:
     p99: Percentile | None
     periods_with_data: int = 0
     """How many of the window's alignment periods have a request count point: all of them once the data is in."""
+    p99_low: Percentile | None = None
+    """The p99's lower 95 % confidence bound, where few requests leave it uncertain (None: p99 is taken as is)."""
+
+    @classmethod
+    def measured(
+        cls, total: int, server_errors: int, latencies: Sequence["Distribution"], periods_with_data: int
+    ) -> "RequestStats":
+        """The figures as a gate reads them: the p99 and its lower 95 % confidence bound from the histograms."""
+        p99, low = percentile(latencies, 0.99), percentile(latencies, 0.99, confidence=0.95)
+        return cls(total, server_errors, p99, periods_with_data, low)
 
     @property
     def error_rate(self) -> float:
@@ -67,6 +77,11 @@ class RequestStats:
     @property
     def p99_ms(self) -> float | None:
         return None if self.p99 is None else self.p99.estimate
+
+    @property
+    def p99_at_least(self) -> Percentile | None:
+        """What the p99 is at least, with 95 % confidence: the figure a gate may fail a candidate on."""
+        return self.p99_low or self.p99
 
     def __str__(self) -> str:
         return f"{self.total} requests, {self.server_errors} 5xx ({self.error_rate:.2%}), p99 {self.p99 or 'no data'}"
@@ -104,8 +119,27 @@ def bucket_upper_bounds(options: Mapping[str, Any], buckets: int) -> tuple[float
     return bounds[:buckets] if buckets <= len(bounds) else (*bounds, *[math.inf] * (buckets - len(bounds)))
 
 
-def percentile(distributions: Iterable[Distribution], quantile: float) -> Percentile | None:
-    """The quantile, interpolated linearly within the bucket that holds it (latencies are never below 0).
+def lower_confidence_rank(total: int, quantile: float, confidence: float) -> int:
+    """The highest rank k such that the k-th smallest of `total` samples is at most the true quantile with the
+    given confidence: the largest k with P(Binomial(total, quantile) >= k) >= confidence, summed from the top.
+
+    Of 40 requests the p99 is then at least the 38th smallest (3rd slowest) with 95 % confidence; one or two slow
+    requests among them are chance, not evidence. With many requests the rank nears quantile * total."""
+    log_below, log_above = math.log(quantile), math.log1p(-quantile)
+    tail = 0.0
+    for rank in range(total, 0, -1):
+        log_choose = math.lgamma(total + 1) - math.lgamma(rank + 1) - math.lgamma(total - rank + 1)
+        tail += math.exp(log_choose + rank * log_below + (total - rank) * log_above)
+        if tail >= confidence:
+            return rank
+    return 0
+
+
+def percentile(
+    distributions: Iterable[Distribution], quantile: float, confidence: float | None = None
+) -> Percentile | None:
+    """The quantile, interpolated linearly within the bucket that holds it (latencies are never below 0); with a
+    confidence, its lower confidence bound instead (lower_confidence_rank).
 
     The upper bound alone would read a stable 250 ms as 256 and a candidate's 260 ms as 512 on doubling
     buckets; the estimate does not jump at a bucket edge, and the bucket's bounds say how sure it is.
@@ -117,7 +151,7 @@ def percentile(distributions: Iterable[Distribution], quantile: float) -> Percen
     total = sum(merged.values())
     if total == 0:
         return None
-    rank = quantile * total
+    rank = quantile * total if confidence is None else max(lower_confidence_rank(total, quantile, confidence), 1)
     seen, lower = 0, 0.0
     for upper in sorted(merged):
         count = merged[upper]
@@ -238,8 +272,8 @@ class MonitoringMetrics:
 
     def request_stats(self, revision: str, window: Window) -> RequestStats:
         total, errors, periods = parse_request_counts(self._list(REQUEST_COUNT, revision, window))
-        p99 = percentile(parse_distributions(self._list(REQUEST_LATENCIES, revision, window)), 0.99)
-        return RequestStats(total, errors, p99, periods)
+        latencies = parse_distributions(self._list(REQUEST_LATENCIES, revision, window))
+        return RequestStats.measured(total, errors, latencies, periods)
 
     def _list(self, metric: str, revision: str, window: Window) -> list[dict[str, Any]]:
         series: list[dict[str, Any]] = []

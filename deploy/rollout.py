@@ -1,6 +1,7 @@
 """The gated rollout of one candidate revision (docs/rollout-sequence.svg draws it).
 
-1. Refuse while a freeze exists or storage cannot say; take the lock; finish a rollout whose holder died.
+1. Refuse while a freeze exists or storage cannot say; take the lock; finish a rollout whose build has ended
+   or whose deadline has passed.
 2. Read the service: repair what an earlier failed rollout left in spec.traffic, or refuse with the command
    that settles it; refuse a split; refuse a candidate older than the serving revision; tag the stable one.
 3. Deploy the candidate with no traffic under its own tag, and smoke-test its tag URL.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from deploy.builds import BuildRecords
 from deploy.cloud_run import (
     Candidate,
     CloudRunError,
@@ -209,6 +211,9 @@ class Rollout:
     load: Load
     clock: Clock
     log: Callable[[str], None] = print
+    builds: BuildRecords | None = None
+    """Cloud Build's records: a lock whose holder's build has ended is taken over at once (plan.attempt is this
+    rollout's own build)."""
     _expected: dict[str, int] = field(default_factory=dict, init=False)
     _attempted: dict[str, int] = field(default_factory=dict, init=False)
     _guard: datetime = field(default=datetime.max.replace(tzinfo=UTC), init=False)
@@ -222,16 +227,25 @@ class Rollout:
         self.log(f"rollout of {plan.candidate_revision} must end by {deadline:%H:%M:%S}Z")
         check_not_frozen(self.objects, plan.service)
         # A live holder ends before its deadline; this lock outlives that only if its holder died.
-        self._lock = RolloutLock(self.objects, plan.service, f"{plan.commit[:7]} attempt {plan.attempt}", deadline)
-        abandoned = self._lock.acquire(started)
-        self.log(f"lock taken for {plan.service}")
+        holder = f"{plan.commit[:7]} attempt {plan.attempt}"
+        self._lock = lock = RolloutLock(self.objects, plan.service, holder, deadline, plan.attempt, self.builds)
         try:
+            abandoned = lock.acquire(started)
+            self.log(f"lock taken for {plan.service}")
             if abandoned:
                 self._finish_abandoned(abandoned)
             self._roll_out()
         finally:
-            self.log(self._lock.release())
             self.load.stop()
+            self._release_lock(lock)
+
+    def _release_lock(self, lock: RolloutLock) -> None:
+        try:
+            self.log(lock.release())
+        except Terminated:
+            # SIGTERM cut one call short; the handler raises only once, so this second try runs to its end.
+            self.log(f"SIGTERM while the lock was released: releasing it again; {lock.release()}")
+            raise
 
     # -- before any traffic moves ------------------------------------------------------------------
 
@@ -384,7 +398,7 @@ class Rollout:
                     {STABLE_TAG: stable},
                 )
                 self._record(phase="gating", percent=percent)
-                failures, figures = self._gate(candidate, stable, shifted_at)
+                failures, figures = self._gate(candidate, stable, shifted_at, compare=percent < 100)
             except OperatorIntervened:
                 raise
             except Terminated:
@@ -452,7 +466,8 @@ class Rollout:
             self.log(f"the traffic write reported a failure, but the change is in place: {written.complaint}")
         return written.service
 
-    def _gate(self, candidate: str, stable: str, shifted_at: datetime) -> tuple[list[str], str]:
+    def _gate(self, candidate: str, stable: str, shifted_at: datetime, compare: bool) -> tuple[list[str], str]:
+        """Judge the candidate over the window from its shift; against the stable revision only if `compare`."""
         plan = self.plan
         # Windows follow on from one another, so every minute from the first shift on is judged by some gate.
         step_start = align_down(shifted_at, plan.metrics_period)
@@ -478,14 +493,15 @@ class Rollout:
             self.log(
                 f"window {window}: {self._figures(candidate, stats, window)}; {self._figures(stable, baseline, window)}"
             )
-            if plan.synthetic_rps > 0 and stats.periods_with_data < window.seconds // plan.metrics_period.seconds:
-                # Under synthetic load every period has requests: a period without a point has not arrived yet.
-                self.log(f"window {window} is not complete yet: {stats.periods_with_data} periods have data")
-                wake = self.clock.now() + plan.poll
-                continue
+            if (periods := window.seconds // plan.metrics_period.seconds) > stats.periods_with_data:
+                # Read metrics_lag after the window, past Cloud Monitoring's ingestion delay: a period with no
+                # point had no requests (a stall of the synthetic load, say), it is not data still to come.
+                self.log(f"window {window}: {periods - stats.periods_with_data} of {periods} periods had no requests")
             if stats.total >= plan.thresholds.min_requests or end >= last_end:
                 self._covered_until = end
-                return judge(stats, baseline, plan.thresholds), f"candidate {stats}; stable {baseline}"
+                # With all traffic on the candidate the stable revision serves the synthetic load alone: no yardstick.
+                yardstick = baseline if compare else None
+                return judge(stats, yardstick, plan.thresholds), f"candidate {stats}; stable {baseline}"
             end = min(end + plan.poll, last_end)
             wake = end + plan.metrics_lag
 
@@ -504,7 +520,15 @@ class Rollout:
 
     def _roll_back(self, candidate: str, stable: str) -> None:
         try:
-            self._write({stable: 100}, {STABLE_TAG: stable}, drop=[self.plan.candidate_tag], failed=candidate)
+            try:
+                self._write({stable: 100}, {STABLE_TAG: stable}, drop=[self.plan.candidate_tag], failed=candidate)
+            except Terminated:
+                # SIGTERM cut the write short, perhaps after it was applied (then _write recognises its own split):
+                # the handler raises only once, so this second write runs to its end, then the signal goes on.
+                self.log(f"SIGTERM during the rollback: sending traffic back to {stable} again")
+                self._write({stable: 100}, {STABLE_TAG: stable}, drop=[self.plan.candidate_tag], failed=candidate)
+                self._record(phase="rolled back")
+                raise
         except CloudRunError as error:
             by_hand = shlex.join(self.cloud_run.manual_traffic_command({stable: 100}))
             raise RolloutFailed(
@@ -540,9 +564,10 @@ class Rollout:
 
     def _finish_abandoned(self, record: Mapping[str, Any]) -> None:
         candidate, stable, tag = record.get("candidate"), record.get("stable"), record.get("candidate_tag")
+        step = f" at {record['percent']} %" if record.get("percent") else ""
         self.log(
-            f"the lock of {record['holder']} had expired: its rollout of {candidate} was abandoned "
-            f"({record.get('phase')}{' at ' + str(record['percent']) + ' %' if record.get('percent') else ''})"
+            f"the lock's holder, {record['holder']}, is gone ({record['why']}): its rollout of {candidate} was "
+            f"abandoned ({record.get('phase')}{step})"
         )
         if not candidate:
             return

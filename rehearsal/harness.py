@@ -235,6 +235,8 @@ class Stage:
     def finish(self, rollout: Rollout, running: Running, *, killed_by: str | None = None) -> Rollout:
         code = running.wait(ROLLOUT_LIMIT_SECONDS)
         rollout.ended = time.time()
+        status = "CANCELLED" if killed_by == "SIGTERM" else "SUCCESS" if code == 0 else "FAILURE"
+        self.cloud.call(lambda: self.cloud.builds.end(self.project.id, rollout.build_id, status))
         rollout.exit_code = None if killed_by else code
         rollout.killed_by = killed_by
         rollout.output = running.output()

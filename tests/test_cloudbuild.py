@@ -176,7 +176,8 @@ def test_the_rollout_step_passes_every_required_option_and_only_options_the_tool
     options = {action.option_strings[0]: action for action in parser()._actions if action.option_strings}
     passed = {argument.split("=", 1)[0] for argument in rollout_arguments()}
     assert passed <= set(options)
-    assert {f"--{name}" for name in REQUIRED} | {"--source-build-time", "--deadline-seconds"} <= passed
+    always = {"--source-build-time", "--deadline-seconds", "--build-region"}
+    assert {f"--{name}" for name in REQUIRED} | always <= passed
 
 
 def test_an_option_is_passed_only_when_its_substitution_is_set() -> None:
@@ -185,6 +186,7 @@ def test_an_option_is_passed_only_when_its_substitution_is_set() -> None:
     assert {argument.split("=")[0] for argument in unset} == {f"--{name}" for name in REQUIRED} | {
         "--source-build-time",
         "--deadline-seconds",
+        "--build-region",
     }
     tuned = rollout_arguments(pipeline_values(_DWELL_SECONDS="120", _ALLOW_OLDER="true"))
     assert set(tuned) - set(unset) == {"--dwell-seconds=120", "--allow-older=true"}

@@ -39,6 +39,7 @@ from deploy.metrics import (
     Window,
     align_down,
     bucket_upper_bounds,
+    lower_confidence_rank,
     parse_distributions,
     parse_request_counts,
     percentile,
@@ -65,7 +66,7 @@ def distribution(options: dict[str, Any], samples: list[float]) -> Distribution:
 
 
 def stats(samples: list[float], total: int = 1000, errors: int = 0, options: dict[str, Any] = DOUBLING) -> RequestStats:
-    return RequestStats(total, errors, percentile([distribution(options, samples)], 0.99), 5)
+    return RequestStats.measured(total, errors, [distribution(options, samples)], 5)
 
 
 def spread(p99: float, count: int = 1000) -> list[float]:
@@ -112,6 +113,34 @@ def test_the_ratio_gate_never_fails_on_a_difference_within_one_bucket() -> None:
     assert stable.p99 is not None
     assert candidate.p99.estimate > 1.5 * stable.p99.estimate
     assert judge(candidate, stable, Thresholds()) == []
+
+
+def binomial_tail(total: int, quantile: float, rank: int) -> float:
+    """P(Binomial(total, quantile) >= rank), summed term by term."""
+    return sum(math.comb(total, k) * quantile**k * (1 - quantile) ** (total - k) for k in range(rank, total + 1))
+
+
+@given(st.integers(1, 300))
+def test_the_p99s_lower_bound_is_the_highest_order_statistic_below_it_with_95_percent_confidence(total: int) -> None:
+    rank = lower_confidence_rank(total, 0.99, 0.95)
+    assert binomial_tail(total, 0.99, rank) >= 0.95
+    assert rank == total or binomial_tail(total, 0.99, rank + 1) < 0.95
+
+
+def test_one_slow_request_among_40_fails_no_latency_gate() -> None:
+    stable = stats(spread(120))
+    candidate = stats([120.0] * 39 + [3000.0], total=40)
+    assert candidate.p99 is not None
+    assert candidate.p99.estimate > 1000, "the bare p99 of 40 requests is their slowest"
+    assert judge(candidate, stable, Thresholds()) == []
+    assert judge(stats([120.0] * 38 + [3000.0] * 2, total=40), stable, Thresholds()) == []
+
+
+def test_three_slow_requests_among_40_fail_both_latency_gates() -> None:
+    candidate = stats([120.0] * 37 + [3000.0] * 3, total=40)
+    failures = judge(candidate, stats(spread(120)), Thresholds())
+    assert [failure.split(":")[0] for failure in failures] == ["latency", "latency vs stable"]
+    assert "with 95 % confidence" in failures[0]
 
 
 @pytest.mark.parametrize(
@@ -279,7 +308,10 @@ def test_the_monitoring_adapter_pages_through_answers_and_sends_its_token() -> N
         server.shutdown()
         server.server_close()
     # 980 under 100 ms, 15 in 100-200 ms: the 990th is 10/15 into the 100-200 ms bucket.
-    assert found == RequestStats(1000, 100, Percentile(100 + 100 * 10 / 15, 100, 200), 1)
+    # Its lower 95 % confidence bound is the 985th of 1000 (lower_confidence_rank): 5/15 into the bucket.
+    assert found == RequestStats(
+        1000, 100, Percentile(100 + 100 * 10 / 15, 100, 200), 1, Percentile(100 + 100 * 5 / 15, 100, 200)
+    )
     assert {path for path, _, _ in ScriptedMonitoring.seen} == {"/v3/projects/p/timeSeries"}
     assert [query.get("pageToken") for _, query, _ in ScriptedMonitoring.seen] == [None, ["page-2"], None]
     assert {authorization for _, _, authorization in ScriptedMonitoring.seen} == {"Bearer t0ken"}

@@ -60,11 +60,12 @@ def test_an_expired_lock_is_taken_over_with_what_its_holder_was_doing(bucket: Gc
     successor = lock(bucket, "next build")
     assert successor.acquire(NOW) == {
         "holder": "crashed build",
+        "why": f"its lock expired at {(NOW - timedelta(minutes=1)).isoformat()}",
         "candidate": "svc-new",
         "phase": "gating",
         "percent": 50,
     }
-    assert "already gone or replaced" in crashed.release(), "the old holder cannot release the new one"
+    assert "already gone or taken over" in crashed.release(), "the old holder cannot release the new one"
     held = bucket.read(lock_name(SERVICE))
     assert held is not None
     assert json.loads(held[0])["holder"] == "next build"

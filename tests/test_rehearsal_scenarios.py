@@ -95,12 +95,6 @@ def test_02_a_good_release_keeps_every_client_served(rehearsed: Rehearsed) -> No
 
 
 @pytest.mark.rehearsal("good-release")
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 11 item 5: at 10 % the candidate's p99 is its slowest of ~40 requests and is read as its bucket's "
-    "upper bound, so one slow request on this shared machine fails the 1.5x comparison with the stable's p99 of "
-    "~380; whether one lands is chance, so this mark is not strict",
-)
 def test_02_a_good_release_is_promoted_through_every_step(rehearsed: Rehearsed) -> None:
     result = rehearsed["good-release"]
     assert result.subject is not None
@@ -145,11 +139,6 @@ def test_05_a_release_that_fails_its_startup_probe_never_serves(rehearsed: Rehea
 
 
 @pytest.mark.rehearsal("startup-probe-fails")
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 11 item 5: since item 2 the next release deploys and gets traffic, but its promotion then rests on "
-    "the p99 gate's chance on ~40 requests, as in scenario 2; not strict for the same reason",
-)
 def test_05_the_next_good_release_then_ships(rehearsed: Rehearsed) -> None:
     result = rehearsed["startup-probe-fails"]
     following = result.facts["next"]
@@ -166,11 +155,6 @@ def test_06_the_kill_lands_in_the_middle_of_a_step(rehearsed: Rehearsed) -> None
 
 
 @pytest.mark.rehearsal("killed-sigkill")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 item 8: a killed build's lock is held until it expires (its build's deadline), so the next "
-    "rollout refuses to start instead of finishing the abandoned one",
-)
 def test_06_the_next_rollout_finishes_the_abandoned_one_and_ships(rehearsed: Rehearsed) -> None:
     result = rehearsed["killed-sigkill"]
     assert result.subject is not None
@@ -180,12 +164,6 @@ def test_06_the_next_rollout_finishes_the_abandoned_one_and_ships(rehearsed: Reh
 
 
 @pytest.mark.rehearsal("cancelled-sigterm")
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 11 items 8 and 9: traffic goes back to stable, but when SIGTERM lands while the rollout rewrites "
-    "its state into the lock object, it loses the lock's generation and releases nothing ('already gone or "
-    "replaced'), so the lock stays held; whether the signal lands there is chance, so this mark is not strict",
-)
 def test_07_a_cancelled_build_sends_traffic_back_and_releases_the_lock(rehearsed: Rehearsed) -> None:
     result = rehearsed["cancelled-sigterm"]
     assert result.subject is not None
@@ -249,12 +227,6 @@ def test_11_an_older_commit_after_a_newer_one_is_refused(rehearsed: Rehearsed) -
 
 
 @pytest.mark.rehearsal("quiet-service")
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 11 item 6: on synthetic load alone a gate waits until every metrics period of its window has a "
-    "point; at the rehearsal's one-second periods one stall of this shared machine leaves one empty and the gate "
-    "runs out of time; not strict, as it is chance",
-)
 def test_12_a_quiet_service_ships_a_good_release_on_the_rollouts_own_load(rehearsed: Rehearsed) -> None:
     result = rehearsed["quiet-service"]
     assert result.subject is not None

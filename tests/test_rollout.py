@@ -3,14 +3,15 @@ the bucket as gcloud sees them (tests/support), scripted Monitoring and a clock 
 
 import copy
 import json
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from deploy.builds import GcloudBuilds
 from deploy.gates import Thresholds
-from deploy.gcloud import GcloudError
+from deploy.gcloud import GcloudError, Runner
 from deploy.lock import GcsObjectStore, RolloutBlocked, freeze_name, lock_name, release_name
 from deploy.metrics import Percentile, RequestStats, Window
 from deploy.revision import RevisionTemplate
@@ -34,6 +35,7 @@ from tests.support.fake_cloud import (
     ScriptedMetrics,
     cloud_run_admin,
 )
+from tests.support.fake_cloud_build import FakeBuilds
 from tests.support.fake_gcloud_storage import FakeBucket
 
 SERVICE = "birthday-api"
@@ -97,6 +99,9 @@ class World:
         self.smoke_fails = smoke_fails
         self.smoke_takes = timedelta(0)
         self.plan = plan
+        self.builds = FakeBuilds({plan.attempt: "WORKING"})
+        self.storage: Runner = self.bucket
+        """How the rollout reaches the bucket: the bucket itself, unless a test puts something in between."""
 
     def smoke(self, url: str) -> SmokeReport:
         self.smoked.append(url)
@@ -105,8 +110,11 @@ class World:
 
     def rollout(self) -> Rollout:
         cloud_run = cloud_run_admin(self.cloud_run, self.clock)
-        objects = GcsObjectStore(BUCKET, self.bucket)
-        return Rollout(self.plan, cloud_run, self.metrics, objects, self.smoke, self.load, self.clock, self.log.append)
+        objects = GcsObjectStore(BUCKET, self.storage)
+        builds = GcloudBuilds("p", "europe-west1", self.builds)
+        return Rollout(
+            self.plan, cloud_run, self.metrics, objects, self.smoke, self.load, self.clock, self.log.append, builds
+        )
 
     def lock_held(self) -> bool:
         return f"gs://{BUCKET}/{lock_name(SERVICE)}" in self.bucket.objects
@@ -186,6 +194,20 @@ def test_a_gate_failure_at_any_step_rolls_back_to_stable(failing_step: int) -> N
     assert f"gate at {failing_step} % failed" in message
     assert "error rate: 10.00% 5xx (40/400), at least 7.43% with 95 % confidence, over the 1.00% limit" in message
     assert f"100 % is back on {STABLE}" in message
+
+
+def test_at_100_percent_the_candidate_is_judged_on_the_limits_alone() -> None:
+    # The candidate carries every user and the stable only the synthetic load: its p99 is no yardstick then.
+    loaded = Percentile(600, 512, 1024)
+
+    def figures(revision: str, window: Window) -> RequestStats:
+        all_traffic = world.cloud_run.asked().get(CANDIDATE) == 100
+        return stats(window, 600, p99=loaded if revision == CANDIDATE and all_traffic else FAST)
+
+    world = World(metrics=figures)
+    world.rollout().run()
+    assert world.cloud_run.served() == {CANDIDATE: 100}
+    assert "gate at 100 % passed: candidate 600 requests, 0 5xx (0.00%), p99 600 ms" in world.text()
 
 
 def test_latency_over_the_limit_fails_the_gate_with_its_figures() -> None:
@@ -509,20 +531,22 @@ def test_errors_between_one_window_and_the_next_shift_are_judged() -> None:
     ]
 
 
-def test_a_window_whose_periods_have_not_all_arrived_is_read_again() -> None:
-    reads: list[Window] = []
+def test_a_minute_without_requests_is_judged_as_none_once_monitoring_has_taken_it_in() -> None:
+    stalled: list[datetime] = []
 
-    def arriving(revision: str, window: Window) -> RequestStats:
-        if revision == CANDIDATE:
-            reads.append(window)
-        complete = len(reads) > 1
-        return RequestStats(600, 60 if complete and revision == CANDIDATE else 0, FAST, 5 if complete else 4)
+    def per_minute(revision: str, minute: datetime) -> tuple[int, int]:
+        # The synthetic load stalled for the candidate's whole second minute: Monitoring has no point for it.
+        if revision == CANDIDATE and not stalled:
+            stalled.append(minute + timedelta(minutes=1))
+        return (0, 0) if revision == CANDIDATE and minute == stalled[0] else (120, 0)
 
-    world = World(metrics=arriving)
-    with pytest.raises(RolloutFailed, match="error rate"):
-        world.rollout().run()
-    assert reads[0] == reads[1], "the same window, read again a poll later"
-    assert "is not complete yet: 4 periods have data" in world.text()
+    world = World()
+    world.metrics = MinuteMetrics(world.clock, per_minute)  # type: ignore[assignment]
+    world.rollout().run()
+    assert world.cloud_run.served() == {CANDIDATE: 100}
+    assert "1 of 5 periods had no requests" in world.text()
+    first = world.metrics.queries[0][1]
+    assert [window for _, window in world.metrics.queries[:2]] == [first, first], "each window read once per revision"
 
 
 # -- 7. the freeze fails closed, during a rollout too --------------------------------------------------
@@ -598,6 +622,133 @@ def test_a_rollout_killed_mid_step_is_finished_by_the_next_one() -> None:
     assert f"sent 100 % back to {STABLE}" in world.text()
     assert world.cloud_run.served() == {world.plan.candidate_revision: 100}
     assert PLAN.candidate_tag not in world.cloud_run.spec_tags()
+
+
+def kill_at_the_50_percent_step(world: World) -> str:
+    """Run a rollout that is killed (SIGKILL: no finally runs) during its 50 % gate; the lock object it left."""
+    left: dict[str, dict[str, tuple[str, int]]] = {}
+
+    def killed() -> None:
+        left["bucket"] = copy.deepcopy(world.bucket.objects)
+        raise Killed
+
+    at_step(world, 50, killed)
+    with pytest.raises(Killed):
+        world.rollout().run()
+    world.bucket.objects = left["bucket"]
+    world.clock.on_sleep = None
+    world.plan = replace(PLAN, commit="3333333ccccccc", attempt="77777777", source_build_time=START)
+    world.builds.statuses[world.plan.attempt] = "WORKING"
+    return world.bucket.objects[f"gs://{BUCKET}/{lock_name(SERVICE)}"][0]
+
+
+@pytest.mark.parametrize("status", ["FAILURE", "TIMEOUT", "CANCELLED", "INTERNAL_ERROR"])
+def test_a_lock_whose_build_has_ended_is_taken_over_at_once_and_its_rollout_finished(status: str) -> None:
+    world = World()
+    held = kill_at_the_50_percent_step(world)
+    assert f'"build": "{PLAN.attempt}"' in held
+    world.builds.statuses[PLAN.attempt] = status  # Cloud Build's record once the killed step's build is over
+
+    world.rollout().run()
+    assert world.clock.now() < START + PLAN.deadline, "taken over long before the lock expires"
+    assert f"its build {PLAN.attempt} has ended ({status})" in world.text()
+    assert f"its rollout of {CANDIDATE} was abandoned (gating at 50 %)" in world.text()
+    assert f"sent 100 % back to {STABLE}" in world.text()
+    assert world.cloud_run.served() == {world.plan.candidate_revision: 100}
+    assert not world.lock_held()
+
+
+@pytest.mark.parametrize(
+    ("status", "denied", "said"),
+    [
+        ("WORKING", False, f"its build {PLAN.attempt} is still running"),
+        ("QUEUED", False, f"its build {PLAN.attempt} is still running"),
+        (None, False, "NOT_FOUND: Requested entity was not found"),
+        ("FAILURE", True, "PERMISSION_DENIED"),
+    ],
+)
+def test_a_lock_whose_build_may_still_run_blocks_the_next_rollout(status: str | None, denied: bool, said: str) -> None:
+    world = World()
+    held = kill_at_the_50_percent_step(world)
+    if status is None:
+        del world.builds.statuses[PLAN.attempt]
+    else:
+        world.builds.statuses[PLAN.attempt] = status
+    world.builds.denied = denied
+
+    with pytest.raises(RolloutBlocked, match=f"locked by 2222222 attempt {PLAN.attempt} until .*{said}"):
+        world.rollout().run()
+    assert world.bucket.objects[f"gs://{BUCKET}/{lock_name(SERVICE)}"][0] == held
+    assert world.cloud_run.served() == {STABLE: 50, CANDIDATE: 50}, "nothing moved"
+
+
+@dataclass
+class SigtermAt:
+    """The bucket, with SIGTERM landing at the `at`-th gcloud call on the lock object: before the call ran, or
+    after it ran and before its answer was read (gcloud's child process finishes the call on its own)."""
+
+    bucket: FakeBucket
+    at: int
+    after: bool
+    calls: int = 0
+
+    def __call__(self, command: Sequence[str], stdin: str | None = None) -> str:
+        if not any(lock_name(SERVICE) in word for word in command):
+            return self.bucket(command, stdin)
+        self.calls += 1
+        if self.calls == self.at and not self.after:
+            raise Terminated("SIGTERM")
+        answer = self.bucket(command, stdin)
+        if self.calls == self.at:
+            raise Terminated("SIGTERM")
+        return answer
+
+
+def test_sigterm_at_any_point_of_any_lock_write_or_release_leaves_the_lock_released() -> None:
+    counting = World()
+    counting.storage = counter = SigtermAt(counting.bucket, at=0, after=False)
+    counting.rollout().run()
+    assert counter.calls >= 8, "take, record each phase and step, release"
+
+    for at in range(1, counter.calls + 1):
+        for after in (False, True):
+            world = World()
+            world.storage = SigtermAt(world.bucket, at, after)
+            with pytest.raises(Terminated):
+                world.rollout().run()
+            where = f"SIGTERM at lock call {at} ({'after' if after else 'before'} it ran)"
+            assert not world.lock_held(), f"{where}: lock left held\n{world.text()}"
+            assert len(world.cloud_run.served()) == 1, f"{where}: traffic left split {world.cloud_run.served()}"
+            assert "LOCK NOT RELEASED" not in world.text(), where
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-the-write", "after-the-write"])
+def test_sigterm_during_the_rollback_of_a_failed_gate_still_sends_traffic_back(after: bool) -> None:
+    world = World(metrics=lambda revision, window: stats(window, 600, errors=60 if revision == CANDIDATE else 0))
+    landed: list[bool] = []
+
+    def sigterm() -> None:
+        # Before the rollback's PUT the service still asks for the 10 % split; after it, for stable, tagged failed-.
+        rollback = {STABLE: 100} if after else {STABLE: 90, CANDIDATE: 10}
+        applied = PLAN.failed_tag in world.cloud_run.spec_tags() or not after
+        if world.cloud_run.asked() == rollback and applied and not landed:
+            landed.append(True)
+            raise Terminated("SIGTERM")
+
+    def after_the_put(command: str) -> str | None:
+        sigterm()
+        return None
+
+    if after:
+        world.cloud_run.fail_after_put = after_the_put
+    else:
+        world.cloud_run.before_put = lambda fake, command: sigterm()
+    with pytest.raises(Terminated):
+        world.rollout().run()
+    assert landed
+    assert "SIGTERM during the rollback: sending traffic back to" in world.text()
+    assert world.cloud_run.served() == {STABLE: 100}
+    assert not world.lock_held()
 
 
 def test_the_rollout_sends_traffic_back_before_its_deadline() -> None:

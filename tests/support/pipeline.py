@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from deploy.__main__ import parser, plan_from
+from deploy.builds import GcloudBuilds
 from deploy.cloud_run import Candidate, CloudRunAdmin, Polling
 from deploy.dry_run import dry_run
 from deploy.gcloud import run_gcloud
@@ -133,7 +134,11 @@ def rollout_gcloud_commands() -> list[str]:
     plan = plan_with_pipeline_defaults()
     commands = [line for line in dry_run(plan, "p", "europe-west1", "bucket") if line.startswith("gcloud ")]
     candidate = Candidate(plan.suffix, plan.image, plan.candidate_tag, plan.service_account, plan.template, plan.labels)
-    catalogue = [*cloud_run_adapter(plan).issued_commands(candidate), *GcsObjectStore("bucket").issued_commands()]
+    catalogue = [
+        *cloud_run_adapter(plan).issued_commands(candidate),
+        *GcsObjectStore("bucket").issued_commands(),
+        *GcloudBuilds("p", "europe-west1", run_gcloud).issued_commands(),
+    ]
     commands += [shlex.join(command) for command in [*catalogue, access_token_command(), config_command()]]
     return commands + step_gcloud_commands(ROLLOUT)
 
