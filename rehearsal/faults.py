@@ -18,7 +18,7 @@ class Behaviour:
     program: Literal["app", "hello"] = "app"
     """`python -m app` (this tree), or the hello placeholder."""
     server_error_share: float = 0.0
-    """Share of user requests answered 500 in front of the process, spread evenly (every fifth for 0.2)."""
+    """Share of user requests answered 500 in front of the process, spread evenly but with no period (fails)."""
     errors_after_requests: int = 0
     """The errors start once the revision has answered this many requests: a bug that shows only under load."""
     slowdown: float = 1.0
@@ -29,10 +29,15 @@ class Behaviour:
     """The process is killed (SIGKILL) after answering this many user requests."""
 
     def fails(self, request_number: int) -> bool:
-        """Whether the n-th user request (from 1) gets an injected 500: floor(n*share) steps up by one."""
-        share, counted = self.server_error_share, request_number - self.errors_after_requests
-        return counted > 0 and int(counted * share) > int((counted - 1) * share)
+        """Whether the n-th user request (from 1) gets an injected 500: the golden-ratio (Weyl) sequence of n lands
+        below the share. Any run of requests gets its share within two, and no period: a strict "every fifth"
+        locks into step with periodic loads (3 client and 2 synthetic requests a second), so that every error
+        fell on the synthetic ones and clients never saw one."""
+        counted = request_number - self.errors_after_requests
+        return counted > 0 and (counted * GOLDEN_RATIO_CONJUGATE) % 1 < self.server_error_share
 
+
+GOLDEN_RATIO_CONJUGATE = (5**0.5 - 1) / 2
 
 GOOD = Behaviour()
 

@@ -19,11 +19,16 @@ from rehearsal.router import REVISION_HEADER, WeightedChoice
 from rehearsal.seed import Project, service_body
 
 
-def test_an_error_share_is_spread_evenly_and_may_start_late() -> None:
-    every_fifth = Behaviour(server_error_share=0.2)
-    assert [number for number in range(1, 21) if every_fifth.fails(number)] == [5, 10, 15, 20]
+def test_an_error_share_is_spread_evenly_with_no_period_and_may_start_late() -> None:
+    fifth = Behaviour(server_error_share=0.2)
+    failing = [number for number in range(1, 1001) if fifth.fails(number)]
+    for start in range(1, 901):
+        assert abs(sum(1 for number in failing if start <= number < start + 100) - 20) <= 2, "even in any 100"
+    assert {number % 5 for number in failing} == set(range(5)), "no period of 5 to lock into step with a load"
     late = Behaviour(server_error_share=0.2, errors_after_requests=10)
-    assert [number for number in range(1, 21) if late.fails(number)] == [15, 20]
+    assert [number for number in range(1, 31) if late.fails(number)] == [
+        number + 10 for number in failing if number <= 20
+    ]
     assert not any(Behaviour().fails(number) for number in range(1, 100))
 
 
