@@ -24,7 +24,7 @@ from deploy.gcloud import GcloudError, GcloudRunner
 from deploy.google_api import gcloud_config
 from deploy.load import SyntheticLoad
 from deploy.lock import GcsObjectStore, RolloutBlocked, StorageError
-from deploy.metrics import MonitoringEndpoint, MonitoringMetrics
+from deploy.metrics import MonitoringMetrics
 from deploy.revision import RevisionTemplate
 from deploy.rollout import OperatorIntervened, Rollout, RolloutFailed, RolloutPlan, SystemClock, Terminated
 from deploy.smoke import run_smoke
@@ -171,18 +171,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         cloud_run = CloudRunAdmin.from_gcloud_config(
             config, arguments.project, arguments.region, arguments.service, runner, polling=polling, deadline=deadline
         )
+        metrics = MonitoringMetrics.from_gcloud_config(
+            config, arguments.project, arguments.service, runner, plan.metrics_period, now=clock.now, deadline=deadline
+        )
     except (GcloudError, ValueError) as error:
         print(f"ROLLOUT NOT STARTED: cannot use gcloud's configuration: {error}", file=sys.stderr)
         return 2
     rollout = Rollout(
         plan,
         cloud_run,
-        MonitoringMetrics(
-            arguments.project,
-            arguments.service,
-            MonitoringEndpoint.from_gcloud_config(config, runner),
-            plan.metrics_period,
-        ),
+        metrics,
         GcsObjectStore(arguments.lock_bucket, runner),
         run_smoke,
         SyntheticLoad(plan.synthetic_rps),

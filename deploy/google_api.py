@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from deploy.gcloud import Runner
-from deploy.metrics import GcloudToken, config_command
 
 DEFAULT_UNIVERSE = "googleapis.com"
 TOKEN_REUSE_SECONDS = 240
@@ -51,6 +50,24 @@ class Api(Protocol):
         self, method: str, url: str, body: Mapping[str, Any] | None = None, timeout: float = 30
     ) -> dict[str, Any]:
         """The JSON answer; raises ApiError for an error answer or none."""
+
+
+def access_token_command() -> list[str]:
+    return ["gcloud", "auth", "print-access-token"]
+
+
+def config_command() -> list[str]:
+    return ["gcloud", "config", "list", "--format=json"]
+
+
+@dataclass(frozen=True)
+class GcloudToken:
+    """A short-lived token of whoever gcloud runs as: in Cloud Build, the deployer service account."""
+
+    runner: Runner
+
+    def __call__(self) -> str:
+        return self.runner(access_token_command()).strip()
 
 
 def gcloud_config(runner: Runner) -> dict[str, Any]:

@@ -1,22 +1,21 @@
 """What the gates read from Cloud Monitoring: one revision's requests over one window.
 
-The Monitoring API is called over REST (projects.timeSeries.list) with a token from gcloud, at the endpoint
-gcloud is configured with, so the rollout needs no client library beyond the standard one. Filters use the
+The Monitoring API is called over REST (projects.timeSeries.list) as the Cloud Run Admin API is (deploy/google_api.py):
+at the endpoint, through the proxy and with the CA bundle and token gcloud is configured with, so the rollout
+needs no client library beyond the standard one. Filters use the
 Monitoring filter language, not MQL, which is deprecated.
 """
 
-import json
 import math
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from deploy.gcloud import Runner
+from deploy.google_api import Api, JsonApi
 
-MONITORING_API = "https://monitoring.googleapis.com/v3"
 REQUEST_COUNT = "run.googleapis.com/request_count"
 REQUEST_LATENCIES = "run.googleapis.com/request_latencies"
 
@@ -218,57 +217,31 @@ def parse_distributions(series: Sequence[Mapping[str, Any]]) -> list[Distributio
     return distributions
 
 
-def access_token_command() -> list[str]:
-    return ["gcloud", "auth", "print-access-token"]
-
-
-def config_command() -> list[str]:
-    return ["gcloud", "config", "list", "--format=json"]
-
-
-@dataclass(frozen=True)
-class GcloudToken:
-    """A short-lived token of whoever gcloud runs as: in Cloud Build, the deployer service account."""
-
-    runner: Runner
-
-    def __call__(self) -> str:
-        return self.runner(access_token_command()).strip()
-
-
-@dataclass(frozen=True)
-class MonitoringEndpoint:
-    """Where timeSeries.list is called, and how it is authorised (None: no credentials are sent)."""
-
-    api: str
-    token: Callable[[], str] | None
-
-    @classmethod
-    def from_gcloud_config(cls, config: Mapping[str, Any], runner: Runner) -> "MonitoringEndpoint":
-        """The endpoint gcloud itself would use: one setting points gcloud and the gates at the same place.
-
-        `config` is `gcloud config list --format=json`, which includes CLOUDSDK_* environment variables:
-        api_endpoint_overrides/monitoring replaces the API's root, and auth/disable_credentials sends none.
-        """
-        override = config.get("api_endpoint_overrides", {}).get("monitoring")
-        api = f"{override.rstrip('/')}/v3" if override else MONITORING_API
-        disabled = str(config.get("auth", {}).get("disable_credentials", "false")).lower() in ("true", "1")
-        return cls(api, None if disabled else GcloudToken(runner))
-
-    @classmethod
-    def from_gcloud(cls, runner: Runner) -> "MonitoringEndpoint":
-        return cls.from_gcloud_config(json.loads(runner(config_command())), runner)
-
-
 class MonitoringMetrics:
-    def __init__(
-        self, project: str, service: str, endpoint: MonitoringEndpoint, period: timedelta, timeout: float = 30
-    ) -> None:
+    """projects.timeSeries.list of the Monitoring API v3, where gcloud is configured to reach Google APIs."""
+
+    def __init__(self, project: str, service: str, api: Api, root: str, period: timedelta) -> None:
         self._project = project
         self._service = service
-        self._endpoint = endpoint
+        self._api = api
+        self._url = f"{root.rstrip('/')}/v3/projects/{project}/timeSeries"
         self._period = period
-        self._timeout = timeout
+
+    @classmethod
+    def from_gcloud_config(
+        cls,
+        config: Mapping[str, Any],
+        project: str,
+        service: str,
+        runner: Runner,
+        period: timedelta,
+        *,
+        now: Callable[[], datetime],
+        deadline: datetime,
+    ) -> "MonitoringMetrics":
+        """Monitoring where gcloud itself would call it, with gcloud's proxy, CA bundle and token."""
+        api, connection = JsonApi.from_gcloud_config(config, runner, now, deadline)
+        return cls(project, service, api, connection.root("monitoring"), period)
 
     def request_stats(self, revision: str, window: Window) -> RequestStats:
         total, errors, periods = parse_request_counts(self._list(REQUEST_COUNT, revision, window))
@@ -278,16 +251,10 @@ class MonitoringMetrics:
     def _list(self, metric: str, revision: str, window: Window) -> list[dict[str, Any]]:
         series: list[dict[str, Any]] = []
         params = time_series_query(metric, self._service, revision, window, self._period)
-        token = self._endpoint.token() if self._endpoint.token else None
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         page = ""
         while True:
             query = urllib.parse.urlencode([*params, *([("pageToken", page)] if page else [])])
-            request = urllib.request.Request(  # noqa: S310 (the Monitoring API's URL, as gcloud is configured)
-                f"{self._endpoint.api}/projects/{self._project}/timeSeries?{query}", headers=headers
-            )
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 (as above)
-                body = json.load(response)
+            body = self._api("GET", f"{self._url}?{query}")
             series.extend(body.get("timeSeries", []))
             page = body.get("nextPageToken", "")
             if not page:

@@ -24,15 +24,13 @@ from deploy.__main__ import main, parser, terminate_once, timestamp
 from deploy.cloud_run import CloudRunAdmin, CloudRunError, Service, TrafficConflict
 from deploy.gates import Thresholds, judge, wilson_interval
 from deploy.gcloud import GcloudError, GcloudRunner
-from deploy.google_api import ApiError
+from deploy.google_api import ApiError, GcloudConnection, JsonApi, gcloud_config
 from deploy.load import USERS_PER_TARGET, SyntheticLoad
 from deploy.lock import RolloutBlocked, StorageError
 from deploy.metrics import (
     REQUEST_COUNT,
     REQUEST_LATENCIES,
     Distribution,
-    GcloudToken,
-    MonitoringEndpoint,
     MonitoringMetrics,
     Percentile,
     RequestStats,
@@ -295,18 +293,26 @@ def series(response_class: str, count: int) -> dict[str, Any]:
     }
 
 
-def test_the_monitoring_adapter_pages_through_answers_and_sends_its_token() -> None:
+@pytest.fixture
+def scripted_monitoring() -> Iterator[str]:
+    """The root URL of a Monitoring API that answers ScriptedMonitoring's pages."""
     ScriptedMonitoring.seen.clear()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ScriptedMonitoring)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        api = f"http://127.0.0.1:{server.server_address[1]}/v3"
-        metrics = MonitoringMetrics("p", "birthday-api", MonitoringEndpoint(api, lambda: "t0ken"), MINUTE)
-        found = metrics.request_stats("birthday-api-abc", WINDOW)
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_monitoring_adapter_pages_through_answers_and_sends_its_token(scripted_monitoring: str) -> None:
+    now = datetime.now(UTC)
+    api = JsonApi(GcloudConnection.from_config({}), lambda: "t0ken", lambda: now, now + MINUTE)
+    found = MonitoringMetrics("p", "birthday-api", api, scripted_monitoring, MINUTE).request_stats(
+        "birthday-api-abc", WINDOW
+    )
     # 980 under 100 ms, 15 in 100-200 ms: the 990th is 10/15 into the 100-200 ms bucket.
     # Its lower 95 % confidence bound is the 985th of 1000 (lower_confidence_rank): 5/15 into the bucket.
     assert found == RequestStats(
@@ -327,25 +333,25 @@ def answering(stdout: str) -> Any:
     return runner
 
 
-def test_the_monitoring_endpoint_and_its_token_are_the_ones_gcloud_is_configured_with() -> None:
+def test_monitoring_is_called_where_gcloud_is_configured_to_call_it(scripted_monitoring: str) -> None:
+    config = {"api_endpoint_overrides": {"monitoring": scripted_monitoring}, "auth": {"disable_credentials": "true"}}
     runner = answering("ya29.token\n")
-    default = MonitoringEndpoint.from_gcloud_config({"core": {"project": "p"}}, runner)
-    assert default == MonitoringEndpoint("https://monitoring.googleapis.com/v3", GcloudToken(runner))
-    assert default.token is not None
-    assert default.token() == "ya29.token"
-    assert runner.ran == [["gcloud", "auth", "print-access-token"]]
-    local = MonitoringEndpoint.from_gcloud_config(
-        {"api_endpoint_overrides": {"monitoring": "http://127.0.0.1:9090/"}, "auth": {"disable_credentials": "true"}},
-        runner,
+    now = datetime.now(UTC)
+    metrics = MonitoringMetrics.from_gcloud_config(
+        config, "p", "birthday-api", runner, MINUTE, now=lambda: now, deadline=now + MINUTE
     )
-    assert local == MonitoringEndpoint("http://127.0.0.1:9090/v3", None)
+    assert metrics.request_stats("birthday-api-abc", WINDOW).total == 1000
+    assert {authorization for _, _, authorization in ScriptedMonitoring.seen} == {None}, "credentials disabled"
+    assert runner.ran == [], "no token asked for"
 
 
-def test_gcloud_reports_its_endpoint_override_and_disabled_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gcloud_reports_its_monitoring_override_and_disabled_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING", "http://127.0.0.1:9090/")
     monkeypatch.setenv("CLOUDSDK_AUTH_DISABLE_CREDENTIALS", "true")
     runner = GcloudRunner(lambda: datetime.now(UTC), datetime.now(UTC) + MINUTE, MINUTE)
-    assert MonitoringEndpoint.from_gcloud(runner) == MonitoringEndpoint("http://127.0.0.1:9090/v3", None)
+    connection = GcloudConnection.from_config(gcloud_config(runner))
+    assert (connection.root("monitoring"), connection.credentials) == ("http://127.0.0.1:9090/", False)
+    assert GcloudConnection.from_config({}).root("monitoring") == "https://monitoring.googleapis.com/"
 
 
 # -- Cloud Run: gcloud run deploy, and the Admin API for the rest ---------------------------------------------

@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deploy.metrics import MonitoringEndpoint, MonitoringMetrics, Window
+from deploy.gcloud import run_gcloud
+from deploy.google_api import gcloud_config
+from deploy.metrics import MonitoringMetrics, Window
 from rehearsal.api import ApiError
 from rehearsal.cloud import Cloud
 from rehearsal.monitoring import REQUEST_COUNT, REQUEST_LATENCIES, Monitoring, MonitoringTime, percentile, rfc3339
@@ -166,7 +168,9 @@ def test_pages_follow_next_page_token() -> None:
 
 
 @pytest.mark.slow
-def test_the_rollouts_client_reads_the_router_records_over_http(stand_ins: Cloud) -> None:
+def test_the_rollouts_client_reads_the_router_records_over_http(
+    stand_ins: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = f"monitoring-{uuid.uuid4().hex[:8]}"
     start = (datetime.now(UTC).timestamp() // 60 - 7) * 60  # a whole minute, long enough ago to be ingested
     records = [
@@ -174,8 +178,20 @@ def test_the_rollouts_client_reads_the_router_records_over_http(stand_ins: Cloud
         for index in range(40)
     ]
     stand_ins.call(lambda: stand_ins.requests.entries.extend(records))
-    endpoint = MonitoringEndpoint(f"http://127.0.0.1:{stand_ins.monitoring_port}/v3", None)
-    stats = MonitoringMetrics(project, SERVICE, endpoint, timedelta(minutes=1)).request_stats(
+    # Configured as the rollout is in the rehearsal: gcloud's configuration, its proxy and override included.
+    for name, value in stand_ins.gcloud_environment().items():
+        monkeypatch.setenv(name, value)
+    now = datetime.now(UTC)
+    metrics = MonitoringMetrics.from_gcloud_config(
+        gcloud_config(run_gcloud),
+        project,
+        SERVICE,
+        run_gcloud,
+        timedelta(minutes=1),
+        now=lambda: now,
+        deadline=now + timedelta(minutes=1),
+    )
+    stats = metrics.request_stats(
         REVISION, Window(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(start + 60, UTC))
     )
     assert (stats.total, stats.server_errors) == (40, 4)

@@ -15,9 +15,8 @@ from deploy.builds import GcloudBuilds
 from deploy.cloud_run import Candidate, CloudRunAdmin, Polling
 from deploy.dry_run import dry_run
 from deploy.gcloud import run_gcloud
-from deploy.google_api import GcloudConnection
+from deploy.google_api import GcloudConnection, access_token_command, config_command
 from deploy.lock import GcsObjectStore
-from deploy.metrics import access_token_command, config_command
 from deploy.rollout import RolloutPlan
 from tests.support.cloudbuild import REFERENCE, substitute
 
