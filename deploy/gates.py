@@ -7,8 +7,10 @@
   comparison when that lower end is over the stable revision's upper end plus the allowed increase.
 - p99 is interpolated within its histogram bucket, and the candidate is failed on its lower 95 % confidence
   bound (an order statistic chosen by the binomial distribution): of 40 requests, its third slowest, so one or
-  two slow requests are not enough. The comparison with the stable revision also needs the two figures in
-  buckets that do not touch, so a difference smaller than the histogram can resolve never fails a release.
+  two slow requests are not enough. The comparison with the stable revision also needs evidence beyond the
+  interpolation: the two figures in buckets that do not touch, or, where they touch, the exact mean latency
+  over the ratio too. Neighbouring doubling buckets cannot tell a p99 4 % slower (250 and 260 ms, read as 254
+  and 509) from one three times slower (14 and 37 ms); the mean, which Monitoring gives exactly, can.
 - The comparisons with the stable revision are made only while it serves users too (the caller passes no
   stable at 100 %): with the synthetic load alone its p99 is not a like-for-like yardstick.
 """
@@ -76,10 +78,11 @@ def judge(candidate: RequestStats, stable: RequestStats | None, limits: Threshol
     elif (
         slow is not None
         and slow.estimate > stable.p99.estimate * limits.max_p99_ratio
-        and slow.lower > stable.p99.upper
+        and (slow.lower > stable.p99.upper or _mean_ratio(candidate, stable) > limits.max_p99_ratio)
     ):
         failures.append(
             f"latency vs stable: p99 {_p99(candidate)} against {stable.p99}, more than {limits.max_p99_ratio}x"
+            + _means(candidate, stable)
         )
     return failures
 
@@ -87,3 +90,15 @@ def judge(candidate: RequestStats, stable: RequestStats | None, limits: Threshol
 def _p99(stats: RequestStats) -> str:
     bound = "" if stats.p99_low is None else f" (at least {stats.p99_low} with 95 % confidence)"
     return f"{stats.p99}{bound}"
+
+
+def _mean_ratio(candidate: RequestStats, stable: RequestStats) -> float:
+    if candidate.mean_ms is None or not stable.mean_ms:
+        return 0.0
+    return candidate.mean_ms / stable.mean_ms
+
+
+def _means(candidate: RequestStats, stable: RequestStats) -> str:
+    if candidate.mean_ms is None or stable.mean_ms is None:
+        return ""
+    return f" (mean {candidate.mean_ms:.0f} ms against {stable.mean_ms:.0f} ms)"

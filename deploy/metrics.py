@@ -60,6 +60,8 @@ class RequestStats:
     """How many of the window's alignment periods have a request count point: all of them once the data is in."""
     p99_low: Percentile | None = None
     """The p99's lower 95 % confidence bound, where few requests leave it uncertain (None: p99 is taken as is)."""
+    mean_ms: float | None = None
+    """The exact mean latency, where every point of the window carries one."""
 
     @classmethod
     def measured(
@@ -67,7 +69,7 @@ class RequestStats:
     ) -> "RequestStats":
         """The figures as a gate reads them: the p99 and its lower 95 % confidence bound from the histograms."""
         p99, low = percentile(latencies, 0.99), percentile(latencies, 0.99, confidence=0.95)
-        return cls(total, server_errors, p99, periods_with_data, low)
+        return cls(total, server_errors, p99, periods_with_data, low, mean(latencies))
 
     @property
     def error_rate(self) -> float:
@@ -96,6 +98,8 @@ class Distribution:
 
     bucket_counts: tuple[int, ...]
     upper_bounds: tuple[float, ...]
+    mean: float | None = None
+    """The exact mean of the values (Distribution.mean), which no bucket layout blurs."""
 
 
 def bucket_upper_bounds(options: Mapping[str, Any], buckets: int) -> tuple[float, ...]:
@@ -116,6 +120,15 @@ def bucket_upper_bounds(options: Mapping[str, Any], buckets: int) -> tuple[float
         raise ValueError(f"unknown bucket options {sorted(options)}")
     bounds = (*finite, math.inf)
     return bounds[:buckets] if buckets <= len(bounds) else (*bounds, *[math.inf] * (buckets - len(bounds)))
+
+
+def mean(distributions: Sequence[Distribution]) -> float | None:
+    """The mean of the merged distributions, each mean weighted by its count; None unless every one has a mean."""
+    weighted = [(one.mean, sum(one.bucket_counts)) for one in distributions]
+    total = sum(count for _, count in weighted)
+    if not total or any(value is None for value, _ in weighted):
+        return None
+    return sum((value or 0.0) * count for value, count in weighted) / total
 
 
 def lower_confidence_rank(total: int, quantile: float, confidence: float) -> int:
@@ -213,7 +226,8 @@ def parse_distributions(series: Sequence[Mapping[str, Any]]) -> list[Distributio
             counts = tuple(int(count) for count in value.get("bucketCounts", []))
             if counts:
                 bounds = bucket_upper_bounds(value["bucketOptions"], len(counts))
-                distributions.append(Distribution(counts, bounds))
+                mean = float(value["mean"]) if "mean" in value else None
+                distributions.append(Distribution(counts, bounds, mean))
     return distributions
 
 

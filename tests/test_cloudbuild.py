@@ -195,7 +195,7 @@ def test_an_option_is_passed_only_when_its_substitution_is_set() -> None:
 def test_the_pipeline_sets_no_default_of_its_own() -> None:
     declared = load(ROLLOUT)["substitutions"]
     _, optional = rollout_substitutions()
-    assert len(optional) == 11
+    assert len(optional) == 13
     assert {declared[name] for name in optional} == {""}, "the defaults live in RolloutPlan and Thresholds only"
     plan = plan_with_pipeline_defaults()
     assert (plan.dwell, list(plan.steps)) == (RolloutPlan.dwell, list(RolloutPlan.steps))

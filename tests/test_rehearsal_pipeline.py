@@ -77,6 +77,12 @@ def test_the_rollouts_time_options_are_compressed_through_the_step_or_added_unti
     assert plan.extra_options == ["--poll-seconds=1"], "the deadline the step computes itself is left alone"
 
 
+def test_the_pipelines_rollout_step_passes_every_time_option_so_the_rehearsal_adds_none() -> None:
+    plan = compressed(find_rollout_step(), 60, tool_time_defaults())
+    assert plan.extra_options == []
+    assert {"_DWELL_SECONDS", "_POLL_SECONDS", "_METRICS_PERIOD_SECONDS"} <= set(plan.substitutions)
+
+
 def test_the_tools_time_options_are_read_from_its_help() -> None:
     defaults = tool_time_defaults()
     assert {"--dwell-seconds", "--metrics-lag-seconds"} <= set(defaults)
