@@ -8,9 +8,10 @@
 - p99 is interpolated within its histogram bucket, and the candidate is failed on its lower 95 % confidence
   bound (an order statistic chosen by the binomial distribution): of 40 requests, its third slowest, so one or
   two slow requests are not enough. The comparison with the stable revision also needs evidence beyond the
-  interpolation: the two figures in buckets that do not touch, or, where they touch, the exact mean latency
-  over the ratio too. Neighbouring doubling buckets cannot tell a p99 4 % slower (250 and 260 ms, read as 254
-  and 509) from one three times slower (14 and 37 ms); the mean, which Monitoring gives exactly, can.
+  interpolation: the two figures in buckets that do not touch, or, where they touch, the whole distribution
+  slower by the ratio too, its exact mean and its median. Neighbouring doubling buckets cannot tell a p99 4 %
+  slower (250 and 260 ms, read as 254 and 509) from one three times slower (14 and 37 ms): the mean can, and
+  the median keeps a few slow first requests of a new revision from passing for a slower release.
 - The comparisons with the stable revision are made only while it serves users too (the caller passes no
   stable at 100 %): with the synthetic load alone its p99 is not a like-for-like yardstick.
 """
@@ -18,7 +19,7 @@
 import math
 from dataclasses import dataclass
 
-from deploy.metrics import RequestStats
+from deploy.metrics import Percentile, RequestStats
 
 Z_95 = 1.959964
 """The two-sided 95 % normal quantile of the Wilson score interval."""
@@ -78,7 +79,7 @@ def judge(candidate: RequestStats, stable: RequestStats | None, limits: Threshol
     elif (
         slow is not None
         and slow.estimate > stable.p99.estimate * limits.max_p99_ratio
-        and (slow.lower > stable.p99.upper or _mean_ratio(candidate, stable) > limits.max_p99_ratio)
+        and (slow.lower > stable.p99.upper or _all_slower(candidate, stable, limits.max_p99_ratio))
     ):
         failures.append(
             f"latency vs stable: p99 {_p99(candidate)} against {stable.p99}, more than {limits.max_p99_ratio}x"
@@ -92,13 +93,20 @@ def _p99(stats: RequestStats) -> str:
     return f"{stats.p99}{bound}"
 
 
-def _mean_ratio(candidate: RequestStats, stable: RequestStats) -> float:
-    if candidate.mean_ms is None or not stable.mean_ms:
-        return 0.0
-    return candidate.mean_ms / stable.mean_ms
+def _all_slower(candidate: RequestStats, stable: RequestStats, ratio: float) -> bool:
+    """Whether the exact mean and the median are both over `ratio` times the stable's."""
+    pairs = [(candidate.mean_ms, stable.mean_ms), (_estimate(candidate.p50), _estimate(stable.p50))]
+    return all(mine is not None and theirs is not None and mine > ratio * theirs for mine, theirs in pairs)
+
+
+def _estimate(figure: Percentile | None) -> float | None:
+    return None if figure is None else figure.estimate
 
 
 def _means(candidate: RequestStats, stable: RequestStats) -> str:
-    if candidate.mean_ms is None or stable.mean_ms is None:
+    if None in (candidate.mean_ms, candidate.p50, stable.mean_ms, stable.p50):
         return ""
-    return f" (mean {candidate.mean_ms:.0f} ms against {stable.mean_ms:.0f} ms)"
+    return (
+        f" (mean {candidate.mean_ms:.0f} ms against {stable.mean_ms:.0f} ms, median {candidate.p50} against "
+        f"{stable.p50})"
+    )

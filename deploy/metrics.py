@@ -62,6 +62,7 @@ class RequestStats:
     """The p99's lower 95 % confidence bound, where few requests leave it uncertain (None: p99 is taken as is)."""
     mean_ms: float | None = None
     """The exact mean latency, where every point of the window carries one."""
+    p50: Percentile | None = None
 
     @classmethod
     def measured(
@@ -69,7 +70,7 @@ class RequestStats:
     ) -> "RequestStats":
         """The figures as a gate reads them: the p99 and its lower 95 % confidence bound from the histograms."""
         p99, low = percentile(latencies, 0.99), percentile(latencies, 0.99, confidence=0.95)
-        return cls(total, server_errors, p99, periods_with_data, low, mean(latencies))
+        return cls(total, server_errors, p99, periods_with_data, low, mean(latencies), percentile(latencies, 0.5))
 
     @property
     def error_rate(self) -> float:
