@@ -91,6 +91,11 @@ def substitute(text: str, values: Mapping[str, str]) -> str:
     return REFERENCE.sub(replace, text)
 
 
+def references(text: str) -> set[str]:
+    """The substitutions a string refers to ($NAME, ${NAME}; not $$NAME, which is the shell's)."""
+    return {found[2] or found[3] for found in REFERENCE.finditer(text) if found[2] or found[3]}
+
+
 def resolve(defaults: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]:
     """Every substitution's value: given ones win; defaults may refer to others (dynamicSubstitutions)."""
     values = {**defaults, **given}

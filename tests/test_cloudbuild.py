@@ -22,7 +22,8 @@ from deploy.__main__ import REQUIRED, parser, plan_from
 from deploy.dry_run import dry_run
 from deploy.gates import Thresholds
 from deploy.rollout import RolloutPlan
-from tests.support.cloudbuild import REFERENCE
+from rehearsal.pipeline import references as text_references
+from rehearsal.pipeline import strings
 from tests.support.gcloud_help import unknown_flags
 from tests.support.pipeline import (
     BUILD,
@@ -51,18 +52,8 @@ MARGIN = timedelta(minutes=10)
 ANY_DOLLAR = re.compile(r"(?<!\$)(?:\$\$)*\$(?!\$)(.?)")
 
 
-def strings(node: object) -> list[str]:
-    if isinstance(node, str):
-        return [node]
-    if isinstance(node, dict):
-        return [text for value in node.values() for text in strings(value)]
-    if isinstance(node, list):
-        return [text for value in node for text in strings(value)]
-    return []
-
-
 def references(texts: list[str]) -> set[str]:
-    return {braced or bare for text in texts for braced, bare in REFERENCE.findall(text)}
+    return {name for text in texts for name in text_references(text)}
 
 
 def terraform_substitutions(name: str) -> dict[str, str]:

@@ -598,32 +598,6 @@ def test_sigterm_during_a_step_sends_traffic_back_and_releases_the_lock() -> Non
     assert "SIGTERM at the 50 % step: sending traffic back" in world.text()
 
 
-def test_a_rollout_killed_mid_step_is_finished_by_the_next_one() -> None:
-    world = World()
-    left: dict[str, dict[str, tuple[str, int]]] = {}
-
-    def killed() -> None:
-        left["bucket"] = copy.deepcopy(world.bucket.objects)
-        raise Killed
-
-    at_step(world, 50, killed)
-    with pytest.raises(Killed):
-        world.rollout().run()
-    world.bucket.objects = left["bucket"]  # SIGKILL: no finally ran, the lock and its record stay
-    held = world.bucket.objects[f"gs://{BUCKET}/{lock_name(SERVICE)}"][0]
-    assert f'"expires": "{(START + PLAN.deadline).isoformat()}"' in held, "it outlives its holder's deadline only"
-    assert world.cloud_run.served() == {STABLE: 50, CANDIDATE: 50}
-
-    world.clock.on_sleep = None
-    world.clock.current = START + PLAN.deadline + timedelta(minutes=1)
-    world.plan = replace(PLAN, commit="3333333ccccccc", attempt="77777777", source_build_time=START)
-    world.rollout().run()
-    assert f"its rollout of {CANDIDATE} was abandoned (gating at 50 %)" in world.text()
-    assert f"sent 100 % back to {STABLE}" in world.text()
-    assert world.cloud_run.served() == {world.plan.candidate_revision: 100}
-    assert PLAN.candidate_tag not in world.cloud_run.spec_tags()
-
-
 def kill_at_the_50_percent_step(world: World) -> str:
     """Run a rollout that is killed (SIGKILL: no finally runs) during its 50 % gate; the lock object it left."""
     left: dict[str, dict[str, tuple[str, int]]] = {}
@@ -635,11 +609,25 @@ def kill_at_the_50_percent_step(world: World) -> str:
     at_step(world, 50, killed)
     with pytest.raises(Killed):
         world.rollout().run()
-    world.bucket.objects = left["bucket"]
+    world.bucket.objects = left["bucket"]  # SIGKILL: no finally ran, the lock and its record stay
     world.clock.on_sleep = None
     world.plan = replace(PLAN, commit="3333333ccccccc", attempt="77777777", source_build_time=START)
     world.builds.statuses[world.plan.attempt] = "WORKING"
     return world.bucket.objects[f"gs://{BUCKET}/{lock_name(SERVICE)}"][0]
+
+
+def test_a_rollout_killed_mid_step_is_finished_by_the_next_one_once_its_lock_expires() -> None:
+    world = World()
+    held = kill_at_the_50_percent_step(world)
+    assert f'"expires": "{(START + PLAN.deadline).isoformat()}"' in held, "it outlives its holder's deadline only"
+    assert world.cloud_run.served() == {STABLE: 50, CANDIDATE: 50}
+
+    world.clock.current = START + PLAN.deadline + timedelta(minutes=1)
+    world.rollout().run()
+    assert f"its rollout of {CANDIDATE} was abandoned (gating at 50 %)" in world.text()
+    assert f"sent 100 % back to {STABLE}" in world.text()
+    assert world.cloud_run.served() == {world.plan.candidate_revision: 100}
+    assert PLAN.candidate_tag not in world.cloud_run.spec_tags()
 
 
 @pytest.mark.parametrize("status", ["FAILURE", "TIMEOUT", "CANCELLED", "INTERNAL_ERROR"])

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cloudbuild import substitute
+from rehearsal.pipeline import substitute
 from tests.support.gcloud_help import gcloud, unknown_flags
 from tests.support.pipeline import ROLLOUT, load, step, step_gcloud_commands
 

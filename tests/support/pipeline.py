@@ -18,7 +18,7 @@ from deploy.gcloud import run_gcloud
 from deploy.google_api import GcloudConnection, access_token_command, config_command
 from deploy.lock import GcsObjectStore
 from deploy.rollout import RolloutPlan
-from tests.support.cloudbuild import REFERENCE, substitute
+from rehearsal.pipeline import references, substitute
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "cloudbuild.yaml"
@@ -59,10 +59,7 @@ def rollout_substitutions() -> tuple[set[str], set[str]]:
     script = rollout_script()
     command = script.partition("python -m deploy")[2]
     optional = script.partition("for option in")[2].partition("; do")[0]
-    names = {braced or bare for braced, bare in REFERENCE.findall(command)}
-    return {name for name in names if name.startswith("_")}, {
-        braced or bare for braced, bare in REFERENCE.findall(optional)
-    }
+    return {name for name in references(command) if name.startswith("_")}, references(optional)
 
 
 def pipeline_values(**overrides: str) -> dict[str, str]:
