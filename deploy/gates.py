@@ -19,7 +19,7 @@
 import math
 from dataclasses import dataclass
 
-from deploy.metrics import Percentile, RequestStats
+from deploy.metrics import RequestStats
 
 Z_95 = 1.959964
 """The two-sided 95 % normal quantile of the Wilson score interval."""
@@ -95,18 +95,16 @@ def _p99(stats: RequestStats) -> str:
 
 def _all_slower(candidate: RequestStats, stable: RequestStats, ratio: float) -> bool:
     """Whether the exact mean and the median are both over `ratio` times the stable's."""
-    pairs = [(candidate.mean_ms, stable.mean_ms), (_estimate(candidate.p50), _estimate(stable.p50))]
-    return all(mine is not None and theirs is not None and mine > ratio * theirs for mine, theirs in pairs)
+    mine, theirs = _mean_and_median(candidate), _mean_and_median(stable)
+    return mine is not None and theirs is not None and all(m > ratio * t for m, t in zip(mine, theirs, strict=True))
 
 
-def _estimate(figure: Percentile | None) -> float | None:
-    return None if figure is None else figure.estimate
+def _mean_and_median(stats: RequestStats) -> tuple[float, float] | None:
+    return None if stats.mean_ms is None or stats.p50 is None else (stats.mean_ms, stats.p50.estimate)
 
 
 def _means(candidate: RequestStats, stable: RequestStats) -> str:
-    if None in (candidate.mean_ms, candidate.p50, stable.mean_ms, stable.p50):
+    mine, theirs = _mean_and_median(candidate), _mean_and_median(stable)
+    if mine is None or theirs is None:
         return ""
-    return (
-        f" (mean {candidate.mean_ms:.0f} ms against {stable.mean_ms:.0f} ms, median {candidate.p50} against "
-        f"{stable.p50})"
-    )
+    return f" (mean {mine[0]:.0f} ms against {theirs[0]:.0f} ms, median {mine[1]:.0f} ms against {theirs[1]:.0f} ms)"

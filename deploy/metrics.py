@@ -63,12 +63,14 @@ class RequestStats:
     mean_ms: float | None = None
     """The exact mean latency, where every point of the window carries one."""
     p50: Percentile | None = None
+    """The median: with the mean, whether the whole distribution moved (deploy/gates.py)."""
 
     @classmethod
     def measured(
         cls, total: int, server_errors: int, latencies: Sequence["Distribution"], periods_with_data: int
     ) -> "RequestStats":
-        """The figures as a gate reads them: the p99 and its lower 95 % confidence bound from the histograms."""
+        """The figures as a gate reads them from the histograms: the p99, its lower 95 % confidence bound, the exact
+        mean and the median."""
         p99, low = percentile(latencies, 0.99), percentile(latencies, 0.99, confidence=0.95)
         return cls(total, server_errors, p99, periods_with_data, low, mean(latencies), percentile(latencies, 0.5))
 
@@ -126,10 +128,11 @@ def bucket_upper_bounds(options: Mapping[str, Any], buckets: int) -> tuple[float
 def mean(distributions: Sequence[Distribution]) -> float | None:
     """The mean of the merged distributions, each mean weighted by its count; None unless every one has a mean."""
     weighted = [(one.mean, sum(one.bucket_counts)) for one in distributions]
-    total = sum(count for _, count in weighted)
-    if not total or any(value is None for value, _ in weighted):
+    known = [(value, count) for value, count in weighted if value is not None]
+    total = sum(count for _, count in known)
+    if not total or len(known) < len(weighted):
         return None
-    return sum((value or 0.0) * count for value, count in weighted) / total
+    return sum(value * count for value, count in known) / total
 
 
 def lower_confidence_rank(total: int, quantile: float, confidence: float) -> int:

@@ -240,11 +240,17 @@ class Rollout:
             self._release_lock(lock)
 
     def _release_lock(self, lock: RolloutLock) -> None:
+        self._to_the_end("releasing the lock", lambda: self.log(lock.release()))
+
+    def _to_the_end(self, what: str, action: Callable[[], None]) -> None:
+        """Run `action`; if SIGTERM cuts it short (perhaps after its effect), run it once more, then let the signal
+        go on. The handler raises only once, so the second run is not cut short; each action here is one a
+        second run completes safely (a release finds its lock by holder, a write recognises its own split)."""
         try:
-            self.log(lock.release())
+            action()
         except Terminated:
-            # SIGTERM cut one call short; the handler raises only once, so this second try runs to its end.
-            self.log(f"SIGTERM while the lock was released: releasing it again; {lock.release()}")
+            self.log(f"SIGTERM while {what}: doing it again, to its end")
+            action()
             raise
 
     # -- before any traffic moves ------------------------------------------------------------------
@@ -519,16 +525,11 @@ class Rollout:
         self.clock.sleep_until(moment)
 
     def _roll_back(self, candidate: str, stable: str) -> None:
+        def send_back() -> None:
+            self._write({stable: 100}, {STABLE_TAG: stable}, drop=[self.plan.candidate_tag], failed=candidate)
+
         try:
-            try:
-                self._write({stable: 100}, {STABLE_TAG: stable}, drop=[self.plan.candidate_tag], failed=candidate)
-            except Terminated:
-                # SIGTERM cut the write short, perhaps after it was applied (then _write recognises its own split):
-                # the handler raises only once, so this second write runs to its end, then the signal goes on.
-                self.log(f"SIGTERM during the rollback: sending traffic back to {stable} again")
-                self._write({stable: 100}, {STABLE_TAG: stable}, drop=[self.plan.candidate_tag], failed=candidate)
-                self._record(phase="rolled back")
-                raise
+            self._to_the_end(f"sending traffic back to {stable}", send_back)
         except CloudRunError as error:
             by_hand = shlex.join(self.cloud_run.manual_traffic_command({stable: 100}))
             raise RolloutFailed(

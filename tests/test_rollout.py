@@ -734,7 +734,7 @@ def test_sigterm_during_the_rollback_of_a_failed_gate_still_sends_traffic_back(a
     with pytest.raises(Terminated):
         world.rollout().run()
     assert landed
-    assert "SIGTERM during the rollback: sending traffic back to" in world.text()
+    assert f"SIGTERM while sending traffic back to {STABLE}: doing it again, to its end" in world.text()
     assert world.cloud_run.served() == {STABLE: 100}
     assert not world.lock_held()
 

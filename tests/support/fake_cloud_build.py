@@ -11,9 +11,21 @@ from dataclasses import dataclass, field
 
 from deploy.gcloud import GcloudError
 
+# Build.Status of the Cloud Build API v1, in its order.
 STATUSES = frozenset(
-    {"STATUS_UNKNOWN", "PENDING", "QUEUED", "WORKING", "SUCCESS", "FAILURE", "INTERNAL_ERROR", "TIMEOUT", "CANCELLED"}
-) | {"EXPIRED"}
+    [
+        "STATUS_UNKNOWN",
+        "PENDING",
+        "QUEUED",
+        "WORKING",
+        "SUCCESS",
+        "FAILURE",
+        "INTERNAL_ERROR",
+        "TIMEOUT",
+        "CANCELLED",
+        "EXPIRED",
+    ]
+)
 DENIED = "PERMISSION_DENIED: The caller does not have permission"
 
 
@@ -22,7 +34,6 @@ class FakeBuilds:
     statuses: dict[str, str] = field(default_factory=dict)
     """Build id to its status."""
     denied: bool = False
-    calls: list[str] = field(default_factory=list)
 
     def __call__(self, command: Sequence[str], stdin: str | None = None) -> str:
         flags = [word for word in command if word.startswith("--")]
@@ -32,7 +43,6 @@ class FakeBuilds:
         if not any(flag.startswith("--region=") for flag in flags):
             raise AssertionError("a regional build is found only with --region")
         build = words[3]
-        self.calls.append(build)
         if self.denied:
             raise GcloudError(command, f"ERROR: (gcloud.builds.describe) {DENIED}\n")
         if (status := self.statuses.get(build)) is None:
